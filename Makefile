@@ -1,0 +1,75 @@
+# azure-signalr: build, test, bench, demo.  LUA=lua5.4 (default) or LUA=luajit.
+LUA ?= lua5.4
+ifeq ($(LUA),luajit)
+  LUA_PC ?= luajit
+else
+  LUA_PC ?= $(LUA)
+endif
+
+CC ?= cc
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PC))
+DEP_CFLAGS := $(shell pkg-config --cflags libcurl openssl libcjson 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs libcurl openssl libcjson 2>/dev/null || echo -lcurl -lssl -lcrypto -lcjson)
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(DEP_CFLAGS)
+
+CORE_SRC := $(filter-out csrc/l_%.c,$(wildcard csrc/*.c))
+BIND_SRC := $(wildcard csrc/l_*.c)
+HEADERS := $(wildcard csrc/*.h)
+
+BUILD ?= build/$(LUA)
+MODULE := $(BUILD)/signalr/core.so
+OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
+
+# Specs find the module and the Lua sources through these.
+export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
+
+.PHONY: all build test test-c lint check asan valgrind bench demo clean install
+
+all build: $(MODULE)
+
+$(BUILD)/obj/%.o: csrc/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(MODULE): $(OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
+
+# C-level tests of the core (no Lua).
+$(BUILD)/test_core: test/c/test_core.c $(filter-out $(BUILD)/obj/l_%.o,$(OBJS))
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(DEP_CFLAGS) -Icsrc -o $@ $^ $(DEP_LIBS) -lm
+
+test-c: $(BUILD)/test_core
+	$(BUILD)/test_core
+
+test: $(MODULE)
+	busted --lua=$(LUA) spec
+
+lint:
+	luacheck -q lua bin spec bench examples
+
+# Everything CI runs; ends with one line "N passed, N failed".
+check:
+	bash scripts/check
+
+# The Lua specs once more under AddressSanitizer + UBSan.
+asan:
+	$(MAKE) BUILD=build/asan-$(LUA) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
+	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" busted --lua=$(LUA) spec
+
+bench: $(MODULE)
+	bash bench/run
+
+demo: $(MODULE)
+	$(LUA) examples/scripts/demo.lua
+
+install:
+	luarocks make --local azure-signalr-scm-1.rockspec
+
+clean:
+	rm -rf build

@@ -1,0 +1,31 @@
+/* buf.h: a growable byte buffer, always NUL-terminated. */
+#ifndef SR_BUF_H
+#define SR_BUF_H
+
+#include <stddef.h>
+
+typedef struct sr_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom;            /* set once an allocation failed; later appends are no-ops */
+    char inline_[512];  /* small strings never touch the heap */
+} sr_buf;
+
+void sr_buf_init(sr_buf *b);
+/* Frees heap storage; when `wipe` is set the bytes are cleansed first (secrets). */
+void sr_buf_free(sr_buf *b, int wipe);
+void sr_buf_reset(sr_buf *b);
+int sr_buf_reserve(sr_buf *b, size_t extra);
+void sr_buf_add(sr_buf *b, const void *p, size_t n);
+void sr_buf_adds(sr_buf *b, const char *s);
+void sr_buf_addc(sr_buf *b, char c);
+void sr_buf_addf(sr_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Decimal integer, no locale. */
+void sr_buf_addint(sr_buf *b, long long v);
+
+#endif
