@@ -26,7 +26,7 @@ OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
 
-.PHONY: all build test test-c lint check asan valgrind bench demo clean install
+.PHONY: all build test test-c test-emulator lint check asan valgrind bench demo clean install
 
 all build: $(MODULE)
 
@@ -45,8 +45,13 @@ $(BUILD)/test_core: test/c/test_core.c $(filter-out $(BUILD)/obj/l_%.o,$(OBJS))
 test-c: $(BUILD)/test_core
 	$(BUILD)/test_core
 
+# SDK specs (both Lua versions); the emulator's own specs run on Lua 5.4 only.
+SDK_SPECS = $(wildcard spec/*_spec.lua)
 test: $(MODULE)
-	busted --lua=$(LUA) spec
+	busted --lua=$(LUA) $(SDK_SPECS)
+
+test-emulator:
+	busted --lua=lua5.4 spec/emulator
 
 lint:
 	luacheck -q lua bin spec bench examples
@@ -60,7 +65,7 @@ asan:
 	$(MAKE) BUILD=build/asan-$(LUA) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
-	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" busted --lua=$(LUA) spec
+	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" busted --lua=$(LUA) $(SDK_SPECS)
 
 bench: $(MODULE)
 	bash bench/run
