@@ -22,6 +22,9 @@ BUILD ?= build/$(LUA)
 MODULE := $(BUILD)/signalr/core.so
 OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 
+# busted runs inside the chosen interpreter (its script is plain Lua), so the module
+# search paths below are that interpreter's.
+BUSTED = $(LUA) $(shell command -v busted)
 # Specs find the module and the Lua sources through these.
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
@@ -48,10 +51,13 @@ test-c: $(BUILD)/test_core
 # SDK specs (both Lua versions); the emulator's own specs run on Lua 5.4 only.
 SDK_SPECS = $(wildcard spec/*_spec.lua)
 test: $(MODULE)
-	busted --lua=$(LUA) $(SDK_SPECS)
+	$(BUSTED) $(SDK_SPECS)
 
 test-emulator:
-	busted --lua=lua5.4 spec/emulator
+	$(MAKE) LUA=lua5.4 run-emulator-specs
+
+run-emulator-specs:
+	$(BUSTED) spec/emulator
 
 lint:
 	luacheck -q lua bin spec bench examples
@@ -65,7 +71,7 @@ asan:
 	$(MAKE) BUILD=build/asan-$(LUA) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
-	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" busted --lua=$(LUA) $(SDK_SPECS)
+	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" $(BUSTED) $(SDK_SPECS)
 
 bench: $(MODULE)
 	bash bench/run
