@@ -29,7 +29,7 @@ BUSTED = $(LUA) $(shell command -v busted)
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
 
-.PHONY: all build test test-c test-emulator lint check asan valgrind bench demo clean install
+.PHONY: all build test test-c test-emulator run-emulator-specs lint check asan valgrind bench bench-lua demo clean install
 
 all build: $(MODULE)
 
@@ -73,8 +73,18 @@ asan:
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" $(BUSTED) $(SDK_SPECS)
 
+# The Lua specs and the C tests under valgrind (memcheck); any error fails.
+valgrind: $(MODULE) $(BUILD)/test_core
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite $(BUILD)/test_core
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=$(CURDIR)/test/valgrind.supp $(BUSTED) $(SDK_SPECS)
+
 bench: $(MODULE)
 	bash bench/run
+
+# One Lua benchmark script with this build's module paths (used by bench/run).
+bench-lua: $(MODULE)
+	$(LUA) $(BENCH_SCRIPT) $(BENCH_ARGS)
 
 demo: $(MODULE)
 	$(LUA) examples/scripts/demo.lua

@@ -51,22 +51,7 @@ int sr_buf_reserve(sr_buf *b, size_t extra)
     return 1;
 }
 
-void sr_buf_add(sr_buf *b, const void *p, size_t n)
-{
-    if (!sr_buf_reserve(b, n)) return;
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
 void sr_buf_adds(sr_buf *b, const char *s) { sr_buf_add(b, s, strlen(s)); }
-
-void sr_buf_addc(sr_buf *b, char c)
-{
-    if (!sr_buf_reserve(b, 1)) return;
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
 
 void sr_buf_addf(sr_buf *b, const char *fmt, ...)
 {

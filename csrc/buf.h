@@ -3,6 +3,7 @@
 #define SR_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct sr_buf {
     char *data;
@@ -17,9 +18,26 @@ void sr_buf_init(sr_buf *b);
 void sr_buf_free(sr_buf *b, int wipe);
 void sr_buf_reset(sr_buf *b);
 int sr_buf_reserve(sr_buf *b, size_t extra);
-void sr_buf_add(sr_buf *b, const void *p, size_t n);
 void sr_buf_adds(sr_buf *b, const char *s);
-void sr_buf_addc(sr_buf *b, char c);
+
+/* The two hot appends are inline: token building calls them many times per token. */
+static inline void sr_buf_add(sr_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap && !sr_buf_reserve(b, n)) return;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void sr_buf_addc(sr_buf *b, char c)
+{
+    if (b->len + 2 > b->cap && !sr_buf_reserve(b, 1)) return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+/* Appends a string literal without strlen. */
+#define sr_buf_addlit(b, lit) sr_buf_add((b), (lit), sizeof(lit) - 1)
 void sr_buf_addf(sr_buf *b, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -8,9 +8,12 @@
 #include "jwt.h"
 
 /* Claim names the SDK sets itself; a caller's claim of the same name is renamed. */
-static const char *const reserved[] = {
-    "aud", "exp", "iat", "nbf", "iss", "actort", "acr", "azp", "c_hash", "jti", "nonce",
+#define NAME(s) { s, sizeof(s) - 1 }
+static const struct { const char *name; size_t len; } reserved[] = {
+    NAME("aud"), NAME("exp"), NAME("iat"), NAME("nbf"), NAME("iss"), NAME("actort"),
+    NAME("acr"), NAME("azp"), NAME("c_hash"), NAME("jti"), NAME("nonce"),
 };
+#undef NAME
 
 int sr_signing_key_init(sr_signing_key *k, const char *kid, const void *key, size_t len, sr_error *err)
 {
@@ -78,8 +81,9 @@ static int fail(sr_claims *c, sr_kind kind, const char *msg, const char *name, s
 
 static int is_reserved(const char *name, size_t n)
 {
+    if (n < 3 || n > 6) return 0;
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-        if (strlen(reserved[i]) == n && memcmp(reserved[i], name, n) == 0) return 1;
+        if (reserved[i].len == n && memcmp(reserved[i].name, name, n) == 0) return 1;
     return 0;
 }
 
@@ -180,13 +184,24 @@ int sr_claims_add_user_id(sr_claims *c, const char *v, size_t vlen)
     if (c->failed) return 0;
     if (c->count + 2 > SR_CLAIMS_MAX_NAMES) return fail(c, SR_E_INVALID_ARGUMENT, "too many claims", NULL, 0);
     /* asrs.s.uid is written directly: add_name refuses the asrs.s prefix from callers. */
+    for (int i = 0; i < c->count; i++)
+        if (c->name_lens[i] == 6 && memcmp(c->names[i], "nameid", 6) == 0)
+            return fail(c, SR_E_INVALID_ARGUMENT, "it is given twice (by an option and by claims?)", "nameid", 6);
     c->names[c->count] = "asrs.s.uid";
-    c->name_lens[c->count] = 10;
-    if (c->count++) sr_buf_addc(&c->json, ',');
-    sr_buf_adds(&c->json, "\"asrs.s.uid\":");
+    c->name_lens[c->count++] = 10;
+    c->names[c->count] = "nameid";
+    c->name_lens[c->count++] = 6;
+    if (c->count > 2) sr_buf_addc(&c->json, ',');
+    sr_buf_addlit(&c->json, "\"asrs.s.uid\":");
+    size_t at = c->json.len;
     if (!sr_json_add_string(&c->json, v, vlen))
         return fail(c, SR_E_INVALID_ARGUMENT, "user_id is not valid UTF-8", NULL, 0);
-    return sr_claims_add_string(c, "nameid", 6, v, vlen);
+    size_t quoted = c->json.len - at;
+    /* The same value again under nameid: copy the escaped form rather than escape twice. */
+    sr_buf_addlit(&c->json, ",\"nameid\":");
+    if (!sr_buf_reserve(&c->json, quoted)) return fail(c, SR_E_NO_MEMORY, "out of memory", NULL, 0);
+    sr_buf_add(&c->json, c->json.data + at, quoted);
+    return 1;
 }
 
 int sr_client_token_sign(sr_claims *c, const sr_client_token_params *p, sr_buf *out, sr_buf *url)
@@ -197,18 +212,21 @@ int sr_client_token_sign(sr_claims *c, const sr_client_token_params *p, sr_buf *
     sr_hmac *key = &p->key->hmac[p->alg];
     if (!key->ctx) return sr_error_set(err, SR_E_INTERNAL, "no %s key prepared", sr_hs_alg_name(p->alg));
     sr_buf *j = &c->json;
-    sr_buf_adds(j, c->count ? ",\"nbf\":" : "\"nbf\":");
+    if (c->count) sr_buf_addc(j, ',');
+    sr_buf_addlit(j, "\"nbf\":");
+    size_t now_at = j->len;
     sr_buf_addint(j, p->now);
-    sr_buf_adds(j, ",\"exp\":");
+    size_t now_len = j->len - now_at;
+    sr_buf_addlit(j, ",\"exp\":");
     sr_buf_addint(j, p->now + p->lifetime);
-    sr_buf_adds(j, ",\"iat\":");
-    sr_buf_addint(j, p->now);
-    sr_buf_adds(j, ",\"iss\":\"azure-signalr\",\"aud\":");
+    sr_buf_addlit(j, ",\"iat\":");
+    sr_buf_add(j, j->data + now_at, now_len);
+    sr_buf_addlit(j, ",\"iss\":\"azure-signalr\",\"aud\":");
     /* The audience is a URL of ASCII characters that need no JSON escaping: host names,
      * the fixed path and a validated hub name. */
     sr_buf_addc(j, '"');
     sr_endpoint_client_audience(j, p->endpoint, p->hub, p->hub_len);
-    sr_buf_add(j, "\"}", 2);
+    sr_buf_addlit(j, "\"}");
     if (j->oom) return sr_error_set(err, SR_E_NO_MEMORY, "out of memory while building claims");
 
     sr_buf_adds(out, p->key->header[p->alg]);

@@ -58,6 +58,8 @@ void sr_endpoint_free(sr_endpoint *ep)
     free(ep->client_base);
     free(ep->server_base);
     free(ep->application);
+    free(ep->client_prefix);
+    free(ep->audience_prefix);
     memset(ep, 0, sizeof *ep);
 }
 
@@ -75,7 +77,6 @@ int sr_endpoint_init(sr_endpoint *ep, const sr_url *service, const sr_url *clien
     sr_buf_add(&b, "://", 3);
     sr_buf_adds(&b, service->host);
     ep->audience_base = buf_take(&b);
-    sr_buf_free(&b, 0);
     ep->client_base = client ? base_of(client) : strdup(ep->origin ? ep->origin : "");
     ep->server_base = server ? base_of(server) : strdup(ep->origin ? ep->origin : "");
     if (application) {
@@ -88,20 +89,35 @@ int sr_endpoint_init(sr_endpoint *ep, const sr_url *service, const sr_url *clien
             ep->application[app_len] = '\0';
         }
     }
+    if (ep->client_base && ep->audience_base && (!application || ep->application)) {
+        sr_buf_adds(&b, ep->client_base);
+        sr_buf_addlit(&b, "/client/?hub=");
+        if (ep->application) {
+            sr_buf_adds(&b, ep->application);
+            sr_buf_addc(&b, '_');
+        }
+        ep->client_prefix_len = b.len;
+        ep->client_prefix = buf_take(&b);
+        sr_buf_adds(&b, ep->audience_base);
+        sr_buf_addlit(&b, "/client/?hub=");
+        if (ep->application) {
+            sr_buf_adds(&b, ep->application);
+            sr_buf_addc(&b, '_');
+        }
+        ep->audience_prefix_len = b.len;
+        ep->audience_prefix = buf_take(&b);
+    }
+    sr_buf_free(&b, 0);
     if (!ep->origin || !ep->audience_base || !ep->client_base || !ep->server_base ||
-        (application && !ep->application)) {
+        (application && !ep->application) || !ep->client_prefix || !ep->audience_prefix) {
         sr_endpoint_free(ep);
         return sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
     }
     return 1;
 }
 
-void sr_endpoint_add_hub(sr_buf *b, const sr_endpoint *ep, const char *hub, size_t n)
+static void add_lower(sr_buf *b, const char *hub, size_t n)
 {
-    if (ep->application) {
-        sr_buf_adds(b, ep->application);
-        sr_buf_addc(b, '_');
-    }
     if (!sr_buf_reserve(b, n)) return;
     for (size_t i = 0; i < n; i++) {
         char c = hub[i];
@@ -111,18 +127,25 @@ void sr_endpoint_add_hub(sr_buf *b, const sr_endpoint *ep, const char *hub, size
     b->data[b->len] = '\0';
 }
 
+void sr_endpoint_add_hub(sr_buf *b, const sr_endpoint *ep, const char *hub, size_t n)
+{
+    if (ep->application) {
+        sr_buf_adds(b, ep->application);
+        sr_buf_addc(b, '_');
+    }
+    add_lower(b, hub, n);
+}
+
 void sr_endpoint_client_url(sr_buf *b, const sr_endpoint *ep, const char *hub, size_t n)
 {
-    sr_buf_adds(b, ep->client_base);
-    sr_buf_adds(b, "/client/?hub=");
-    sr_endpoint_add_hub(b, ep, hub, n);
+    sr_buf_add(b, ep->client_prefix, ep->client_prefix_len);
+    add_lower(b, hub, n);
 }
 
 void sr_endpoint_client_audience(sr_buf *b, const sr_endpoint *ep, const char *hub, size_t n)
 {
-    sr_buf_adds(b, ep->audience_base);
-    sr_buf_adds(b, "/client/?hub=");
-    sr_endpoint_add_hub(b, ep, hub, n);
+    sr_buf_add(b, ep->audience_prefix, ep->audience_prefix_len);
+    add_lower(b, hub, n);
 }
 
 void sr_endpoint_access_key_url(sr_buf *b, const sr_endpoint *ep)

@@ -15,6 +15,12 @@ typedef struct sr_endpoint {
     char *client_base;   /* ClientEndpoint (with its path) or origin; no trailing '/' */
     char *server_base;   /* ServerEndpoint (with its path) or origin; no trailing '/' */
     char *application;   /* lower-cased application name, or NULL */
+    /* Prefixes the hub name completes, built once: "{client base}/client/?hub={app_}" and
+     * "{audience base}/client/?hub={app_}". */
+    char *client_prefix;
+    size_t client_prefix_len;
+    char *audience_prefix;
+    size_t audience_prefix_len;
 } sr_endpoint;
 
 /* Hub and application names follow the service's pattern ^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$. */

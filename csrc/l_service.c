@@ -114,6 +114,8 @@ static l_service *push_service(lua_State *L)
     s->cred_ref = LUA_NOREF;
     s->clock_ref = LUA_NOREF;
     s->driver_ref = LUA_NOREF;
+    s->url_cache_hub_ref = LUA_NOREF;
+    s->url_cache_url_ref = LUA_NOREF;
     luaL_getmetatable(L, SR_SERVICE_MT);
     lua_setmetatable(L, -2);
     return s;
@@ -403,6 +405,26 @@ static int build_claims(lua_State *L, sr_claims *c, const negotiate_opts *o)
     return add_roles(L, c, o->roles, claim_role);
 }
 
+static void push_client_url(lua_State *L, l_service *s, const char *hub, size_t hub_len)
+{
+    if (hub == s->url_cache_hub) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->url_cache_url_ref);
+        return;
+    }
+    sr_buf url;
+    sr_buf_init(&url);
+    sr_endpoint_client_url(&url, &s->ep, hub, hub_len);
+    lua_pushlstring(L, url.data, url.len);
+    sr_buf_free(&url, 0);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->url_cache_url_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->url_cache_hub_ref);
+    lua_pushvalue(L, -1);
+    s->url_cache_url_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, 2); /* the hub argument */
+    s->url_cache_hub_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->url_cache_hub = hub;
+}
+
 static int service_negotiate(lua_State *L)
 {
     l_service *s = l_service_check(L, 1);
@@ -426,20 +448,22 @@ static int service_negotiate(lua_State *L)
 
     sr_claims c;
     sr_claims_init(&c, &err);
-    sr_buf token, url;
+    sr_buf token;
     sr_buf_init(&token);
-    sr_buf_init(&url);
-    int ok = build_claims(L, &c, &o) && sr_client_token_sign(&c, &p, &token, &url);
+    int ok = build_claims(L, &c, &o) && sr_client_token_sign(&c, &p, &token, NULL);
     if (ok) {
+        /* Keys come from upvalues: lua_setfield would look each name up again. */
         lua_createtable(L, 0, 2);
-        lua_pushlstring(L, url.data, url.len);
-        lua_setfield(L, -2, "url");
+        lua_pushvalue(L, lua_upvalueindex(1));
+        push_client_url(L, s, hub, hub_len);
+        lua_rawset(L, -3);
+        lua_pushvalue(L, lua_upvalueindex(2));
         lua_pushlstring(L, token.data, token.len);
-        lua_setfield(L, -2, "accessToken");
+        lua_rawset(L, -3);
     }
     sr_claims_free(&c);
-    sr_buf_free(&token, 1);
-    sr_buf_free(&url, 0);
+    /* Not wiped: the token is no more secret than the copy just handed to Lua. */
+    sr_buf_free(&token, 0);
     return ok ? 1 : l_push_error(L, &err);
 }
 
@@ -557,6 +581,10 @@ static int service_gc(lua_State *L)
         luaL_unref(L, LUA_REGISTRYINDEX, s->driver_ref);
         s->driver_ref = LUA_NOREF;
     }
+    luaL_unref(L, LUA_REGISTRYINDEX, s->url_cache_url_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, s->url_cache_hub_ref);
+    s->url_cache_url_ref = s->url_cache_hub_ref = LUA_NOREF;
+    s->url_cache_hub = NULL;
     sr_transport_free(s->transport);
     s->transport = NULL;
     free((char *)s->topts.ca_file);
@@ -575,7 +603,6 @@ static int service_tostring(lua_State *L)
 void l_service_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "negotiate", service_negotiate },
         { "info", service_info },
         { "health", service_health },
         { "set_driver", service_set_driver },
@@ -593,6 +620,10 @@ void l_service_open(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_newtable(L);
     luaL_setfuncs(L, methods, 0);
+    lua_pushliteral(L, "url");
+    lua_pushliteral(L, "accessToken");
+    lua_pushcclosure(L, service_negotiate, 2);
+    lua_setfield(L, -2, "negotiate");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
     lua_pushcfunction(L, service_new);

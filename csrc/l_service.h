@@ -16,6 +16,10 @@ typedef struct l_service {
     int driver_ref;             /* a Lua op driver (OpenResty), or LUA_NOREF: libcurl */
     sr_transport_opts topts;    /* ca_file is owned (strdup) */
     sr_transport *transport;    /* created at the first request */
+    /* The client URL of the last hub negotiated: most servers negotiate one hub all day.
+     * The hub string is kept referenced, so pointer equality means the same string. */
+    const char *url_cache_hub;
+    int url_cache_hub_ref, url_cache_url_ref;
     int max_retries;            /* retry policy for calls that are safe to repeat */
     double retry_delay, max_retry_delay;
 } l_service;
