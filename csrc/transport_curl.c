@@ -14,7 +14,11 @@
 #define MAX_RESPONSE_BODY (16u * 1024 * 1024)
 
 struct sr_transport {
-    CURL *easy;
+    CURL *easy;                 /* sr_transport_perform's handle */
+    CURLSH *share;              /* connections, DNS and TLS sessions shared by all handles */
+    CURLM *multi;               /* batches; created on first use */
+    CURL **pool;                /* idle easy handles for batches */
+    size_t npool, pool_cap;
     struct curl_slist *headers;
     char *ca_file;
     sr_transport_opts opts;
@@ -42,7 +46,12 @@ sr_transport *sr_transport_new(const sr_transport_opts *opts, sr_error *err)
     t->opts.ca_file = t->ca_file;
     if (t->opts.timeout <= 0) t->opts.timeout = 30;
     if (t->opts.connect_timeout <= 0) t->opts.connect_timeout = 10;
-    t->easy = curl_easy_init();
+    t->share = curl_share_init();
+    if (!t->share) goto oom;
+    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    t->easy = sr_transport_easy_acquire(t);
     if (!t->easy) goto oom;
     return t;
 oom:
@@ -59,13 +68,54 @@ static void free_headers(struct curl_slist **list)
     *list = NULL;
 }
 
+void sr_transport_headers_free(void *headers)
+{
+    struct curl_slist *list = headers;
+    free_headers(&list);
+}
+
 void sr_transport_free(sr_transport *t)
 {
     if (!t) return;
+    /* Easy handles first, then the multi handle, then the share they all used. */
     if (t->easy) curl_easy_cleanup(t->easy);
+    for (size_t i = 0; i < t->npool; i++) curl_easy_cleanup(t->pool[i]);
+    free(t->pool);
+    if (t->multi) curl_multi_cleanup(t->multi);
+    if (t->share) curl_share_cleanup(t->share);
     free_headers(&t->headers);
     free(t->ca_file);
     free(t);
+}
+
+void *sr_transport_multi(sr_transport *t)
+{
+    if (!t->multi) t->multi = curl_multi_init();
+    return t->multi;
+}
+
+void *sr_transport_easy_acquire(sr_transport *t)
+{
+    if (t->npool) return t->pool[--t->npool];
+    CURL *easy = curl_easy_init();
+    if (easy) curl_easy_setopt(easy, CURLOPT_SHARE, t->share);
+    return easy;
+}
+
+void sr_transport_easy_release(sr_transport *t, void *easy)
+{
+    if (!easy) return;
+    if (t->npool == t->pool_cap) {
+        size_t cap = t->pool_cap ? t->pool_cap * 2 : 16;
+        CURL **p = realloc(t->pool, cap * sizeof *p);
+        if (!p) {
+            curl_easy_cleanup(easy);
+            return;
+        }
+        t->pool = p;
+        t->pool_cap = cap;
+    }
+    t->pool[t->npool++] = easy;
 }
 
 const sr_transport_opts *sr_transport_options(const sr_transport *t) { return &t->opts; }

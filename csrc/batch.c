@@ -1,0 +1,205 @@
+/* batch.c: runs ops concurrently on one curl multi handle. */
+#include "batch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct slot {
+    int used;
+    size_t index;               /* into ops[] */
+    CURL *easy;                 /* from the transport's pool, kept while the slot lives */
+    void *headers;              /* curl_slist of the request in flight */
+    int in_multi;
+    int sleeping;
+    double wake_at;             /* monotonic seconds */
+    sr_response resp;
+} slot;
+
+typedef struct batch {
+    sr_transport *t;
+    CURLM *multi;
+    sr_op **ops;
+    sr_step_kind *final;
+    const sr_batch_hooks *hooks;
+    slot *slots;
+    size_t nslots;
+    size_t active;              /* slots in use */
+    size_t in_multi;            /* requests in flight */
+} batch;
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void release_slot(batch *b, slot *s)
+{
+    if (s->in_multi) {
+        curl_multi_remove_handle(b->multi, s->easy);
+        s->in_multi = 0;
+        b->in_multi--;
+    }
+    if (s->headers) {
+        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+        sr_transport_headers_free(s->headers);
+        s->headers = NULL;
+    }
+    s->used = 0;
+    s->sleeping = 0;
+    b->active--;
+}
+
+/* Steps the op in slot s (with resp, the outcome of its last request, or NULL) until it
+ * needs the network or a pause, or finishes. */
+static void advance(batch *b, slot *s, sr_response *resp)
+{
+    sr_op *op = b->ops[s->index];
+    for (;;) {
+        sr_step st;
+        memset(&st, 0, sizeof st);
+        sr_step_kind kind = sr_op_step(op, b->hooks->now(b->hooks->ud), resp, &st);
+        resp = NULL;
+        switch (kind) {
+        case SR_STEP_REQUEST: {
+            sr_response_reset(&s->resp);
+            s->headers = sr_transport_easy_setup(b->t, s->easy, st.request, &s->resp);
+            curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s);
+            if (curl_multi_add_handle(b->multi, s->easy) != CURLM_OK) {
+                curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+                sr_transport_headers_free(s->headers);
+                s->headers = NULL;
+                s->resp.tx_error = SR_TX_OTHER;
+                snprintf(s->resp.tx_message, sizeof s->resp.tx_message, "curl could not start the request");
+                resp = &s->resp;
+                continue;
+            }
+            s->in_multi = 1;
+            b->in_multi++;
+            return;
+        }
+        case SR_STEP_SLEEP:
+            s->sleeping = 1;
+            s->wake_at = mono_now() + (st.seconds > 0 ? st.seconds : 0);
+            return;
+        case SR_STEP_CALLBACK:
+            b->hooks->callback(b->hooks->ud, op, st.callback);
+            continue;
+        case SR_STEP_DONE:
+        case SR_STEP_FAILED:
+            b->final[s->index] = kind;
+            release_slot(b, s);
+            return;
+        }
+    }
+}
+
+static void on_done(batch *b, CURLMsg *msg)
+{
+    slot *s = NULL;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+    if (!s || !s->used) return;
+    CURLcode code = msg->data.result;
+    curl_multi_remove_handle(b->multi, s->easy);
+    s->in_multi = 0;
+    b->in_multi--;
+    sr_transport_easy_finish(s->easy, (int)code, &s->resp);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
+    sr_transport_headers_free(s->headers);
+    s->headers = NULL;
+    advance(b, s, &s->resp);
+}
+
+/* Milliseconds until the earliest sleeper wakes (at most 1 s), 0 when one is due. */
+static int wait_ms(batch *b, double now)
+{
+    double next = now + 1.0;
+    for (size_t i = 0; i < b->nslots; i++)
+        if (b->slots[i].used && b->slots[i].sleeping && b->slots[i].wake_at < next) next = b->slots[i].wake_at;
+    double ms = (next - now) * 1000.0;
+    return ms <= 0 ? 0 : (int)(ms + 0.999);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+static void run(batch *b, size_t n)
+{
+    size_t next = 0;
+    while (next < n || b->active > 0) {
+        /* Start ops while there is room. */
+        for (size_t i = 0; i < b->nslots && next < n; i++) {
+            slot *s = &b->slots[i];
+            if (s->used) continue;
+            s->used = 1;
+            s->index = next++;
+            b->active++;
+            advance(b, s, NULL);
+        }
+        /* Wake the ops whose pause is over. */
+        double now = mono_now();
+        for (size_t i = 0; i < b->nslots; i++) {
+            slot *s = &b->slots[i];
+            if (s->used && s->sleeping && s->wake_at <= now) {
+                s->sleeping = 0;
+                advance(b, s, NULL);
+            }
+        }
+        if (b->in_multi) {
+            int running = 0;
+            curl_multi_perform(b->multi, &running);
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read(b->multi, &left)))
+                if (msg->msg == CURLMSG_DONE) on_done(b, msg);
+        }
+        if (!b->active && next >= n) break;
+        /* Something finished: refill before waiting. */
+        if (b->active < b->nslots && next < n) continue;
+        int ms = wait_ms(b, mono_now());
+        if (b->in_multi) curl_multi_poll(b->multi, NULL, 0, ms, NULL);
+        else if (ms > 0) sleep_ms(ms);
+    }
+}
+
+int sr_batch_run(sr_transport *t, sr_op **ops, size_t n, size_t max_in_flight,
+                 const sr_batch_hooks *hooks, sr_step_kind *final, sr_error *err)
+{
+    for (size_t i = 0; i < n; i++) final[i] = (sr_step_kind)0;
+    if (n == 0) return 1;
+    if (max_in_flight < 1) max_in_flight = 1;
+    if (max_in_flight > SR_BATCH_MAX_IN_FLIGHT) max_in_flight = SR_BATCH_MAX_IN_FLIGHT;
+    batch b;
+    memset(&b, 0, sizeof b);
+    b.t = t;
+    b.ops = ops;
+    b.final = final;
+    b.hooks = hooks;
+    b.multi = sr_transport_multi(t);
+    if (!b.multi) return sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl multi handle)");
+    b.nslots = max_in_flight < n ? max_in_flight : n;
+    b.slots = calloc(b.nslots, sizeof *b.slots);
+    if (!b.slots) return sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
+    int ok = 1;
+    for (size_t i = 0; i < b.nslots; i++) {
+        sr_response_init(&b.slots[i].resp);
+        if (!(b.slots[i].easy = sr_transport_easy_acquire(t))) ok = 0;
+    }
+    if (ok) run(&b, n);
+    else sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl easy handles)");
+    for (size_t i = 0; i < b.nslots; i++) {
+        slot *s = &b.slots[i];
+        if (s->used) release_slot(&b, s);
+        sr_response_free(&s->resp);
+        if (s->easy) sr_transport_easy_release(t, s->easy);
+    }
+    free(b.slots);
+    return ok;
+}

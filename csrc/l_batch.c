@@ -1,0 +1,261 @@
+/* l_batch.c: svc:batch{ max_in_flight = n }: queue REST calls through batch:hub(name),
+ * then batch:run() performs them concurrently on one curl multi handle.
+ *
+ *   local b = svc:batch{ max_in_flight = 64 }
+ *   local chat = b:hub("chat")
+ *   chat:send_to_user("alice", "notify", { "hi" })     -- queued: returns its position
+ *   chat:user_exists("bob")
+ *   for i, r in ipairs(b:run()) do                     -- in queue order
+ *     -- r[1], ..., r[r.n]: what the direct call returns; r.err on failure
+ *   end
+ */
+#include <string.h>
+
+#include "batch.h"
+#include "l_hub.h"
+
+#define DEFAULT_IN_FLIGHT 16
+
+typedef struct l_batch {
+    l_service *svc;             /* kept alive by svc_ref */
+    int svc_ref;
+    int list_ref;               /* a table of queued op userdata */
+    int count;
+    int max_in_flight;
+} l_batch;
+
+static l_batch *check_batch(lua_State *L)
+{
+    l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
+    if (!b->svc || !b->svc->ready) luaL_argerror(L, 1, "the batch's service is closed");
+    return b;
+}
+
+/* svc:batch([{ max_in_flight = n }]) */
+static int service_batch(lua_State *L)
+{
+    l_service *s = l_service_check(L, 1);
+    int max = DEFAULT_IN_FLIGHT;
+    if (!lua_isnoneornil(L, 2)) {
+        if (lua_type(L, 2) != LUA_TTABLE) l_type_error(L, 2, "options", "a table", 2);
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "option names must be strings");
+            if (strcmp(lua_tostring(L, -1), "max_in_flight") != 0)
+                luaL_argerror(L, 2, lua_pushfstring(L, "unknown option '%s' (known: max_in_flight)",
+                                                    lua_tostring(L, -1)));
+        }
+        lua_getfield(L, 2, "max_in_flight");
+        if (!lua_isnil(L, -1)) {
+            if (!sr_isinteger(L, -1) || sr_tointeger(L, -1) < 1 || sr_tointeger(L, -1) > SR_BATCH_MAX_IN_FLIGHT)
+                luaL_argerror(L, 2, lua_pushfstring(L, "options.max_in_flight must be a whole number from 1 to %d",
+                                                    SR_BATCH_MAX_IN_FLIGHT));
+            max = (int)sr_tointeger(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    l_batch *b = lua_newuserdata(L, sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->svc_ref = b->list_ref = LUA_NOREF;
+    luaL_getmetatable(L, SR_BATCH_MT);
+    lua_setmetatable(L, -2);
+    b->svc = s;
+    b->max_in_flight = max;
+    lua_pushvalue(L, 1);
+    b->svc_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    b->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* batch:hub(name) -> a hub whose calls are queued | nil, err */
+static int batch_hub(lua_State *L)
+{
+    l_batch *b = check_batch(L);
+    size_t n;
+    const char *name = l_check_string(L, 2, 2, "hub", &n);
+    sr_error err;
+    sr_error_clear(&err);
+    if (!sr_check_name(name, n, "hub", &err)) return l_push_error(L, &err);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->svc_ref);
+    l_hub_push(L, lua_gettop(L), 1, name, n);
+    return 1;
+}
+
+int l_batch_enqueue(lua_State *L, l_hub *h, int u_idx)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->batch_ref);
+    l_batch *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->list_ref);
+    lua_pushvalue(L, u_idx);
+    lua_rawseti(L, -2, ++b->count);
+    lua_pop(L, 1);
+    lua_pushinteger(L, b->count);
+    return 1;
+}
+
+/* ---- hooks for the multi driver ---- */
+
+typedef struct run_ctx {
+    lua_State *L;
+    l_service *svc;
+} run_ctx;
+
+static double hook_now(void *ud)
+{
+    run_ctx *c = ud;
+    return l_hub_now(c->L, c->svc);
+}
+
+/* A CALLBACK step (a credential's Lua function): its string result, or an error text. */
+static void hook_callback(void *ud, sr_op *op, int ref)
+{
+    lua_State *L = ((run_ctx *)ud)->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    if (lua_pcall(L, 0, 2, 0) != 0) {
+        const char *msg = lua_tostring(L, -1);
+        op->type->feed(op, NULL, 0, msg ? msg : "the function raised an error");
+        lua_pop(L, 1);
+        return;
+    }
+    if (lua_type(L, -2) == LUA_TSTRING) {
+        size_t n;
+        const char *v = lua_tolstring(L, -2, &n);
+        op->type->feed(op, v, n, NULL);
+    } else {
+        const char *why = lua_tostring(L, -1);
+        op->type->feed(op, NULL, 0, why ? why : "the function did not return a string");
+    }
+    lua_pop(L, 2);
+}
+
+/* Stores the values [first, top] as { ..., n = count, err = <err on failure> }. */
+static void store_result(lua_State *L, int results, int i, int first)
+{
+    int top = lua_gettop(L), n = top - first + 1;
+    lua_createtable(L, n, 2);
+    for (int k = 0; k < n; k++) {
+        lua_pushvalue(L, first + k);
+        lua_rawseti(L, -2, k + 1);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+    if (n == 2 && lua_isnil(L, first)) {
+        lua_pushvalue(L, first + 1);
+        lua_setfield(L, -2, "err");
+    }
+    lua_rawseti(L, results, i);
+    lua_settop(L, first - 1);
+}
+
+/* batch:run() -> { result, ... } in queue order; the batch is empty again afterwards. */
+static int batch_run(lua_State *L)
+{
+    l_batch *b = check_batch(L);
+    l_service *s = b->svc;
+    lua_settop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->list_ref);
+    int list = 2;
+    int n = b->count;
+    /* the queue starts afresh: calls made while running go to the next run */
+    lua_newtable(L);
+    lua_rawseti(L, LUA_REGISTRYINDEX, b->list_ref);
+    b->count = 0;
+    lua_createtable(L, n, 0);
+    int results = 3;
+    luaL_checkstack(L, 16, "batch results");
+
+    if (s->driver_ref != LUA_NOREF) {
+        /* A Lua driver (OpenResty) runs each op itself, one after the other. */
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, list, i);
+            int u_idx = lua_gettop(L);
+            l_service_run_op(L, s, lua_touserdata(L, u_idx), u_idx);
+            store_result(L, results, i, u_idx + 1);
+            lua_settop(L, results);
+        }
+        return 1;
+    }
+    sr_error err;
+    sr_error_clear(&err);
+    if (!s->transport && !(s->transport = sr_transport_new(&s->topts, &err))) return l_push_error(L, &err);
+    sr_op **ops = lua_newuserdata(L, (n ? (size_t)n : 1) * sizeof *ops);
+    sr_step_kind *final = lua_newuserdata(L, (n ? (size_t)n : 1) * sizeof *final);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        ops[i - 1] = ((l_op *)lua_touserdata(L, -1))->op;
+        lua_pop(L, 1);
+    }
+    run_ctx ctx = { L, s };
+    sr_batch_hooks hooks = { hook_now, hook_callback, &ctx };
+    int ok = sr_batch_run(s->transport, ops, (size_t)n, (size_t)b->max_in_flight, &hooks, final, &err);
+    int base = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, list, i);
+        l_op *u = lua_touserdata(L, -1);
+        u->finished = 1;
+        if (final[i - 1] == SR_STEP_DONE) u->push(L, u);
+        else l_push_error(L, final[i - 1] == SR_STEP_FAILED ? &u->op->err : &err);
+        store_result(L, results, i, base + 2);
+        lua_settop(L, base);
+    }
+    (void)ok;
+    lua_settop(L, results);
+    return 1;
+}
+
+static int batch_len(lua_State *L)
+{
+    l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
+    lua_pushinteger(L, b->count);
+    return 1;
+}
+
+static int batch_gc(lua_State *L)
+{
+    l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
+    if (b->svc_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, b->svc_ref);
+    if (b->list_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, b->list_ref);
+    b->svc_ref = b->list_ref = LUA_NOREF;
+    b->svc = NULL;
+    b->count = 0;
+    return 0;
+}
+
+static int batch_tostring(lua_State *L)
+{
+    l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
+    lua_pushfstring(L, "signalr.batch (%d queued, %d in flight at most)", b->count, b->max_in_flight);
+    return 1;
+}
+
+void l_batch_open(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        { "hub", batch_hub },
+        { "run", batch_run },
+        { "size", batch_len },
+        { NULL, NULL },
+    };
+    luaL_newmetatable(L, SR_BATCH_MT);
+    lua_pushcfunction(L, batch_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, batch_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, batch_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "signalr.batch");
+    lua_setfield(L, -2, "__name");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+
+    luaL_getmetatable(L, SR_SERVICE_MT);
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, service_batch);
+    lua_setfield(L, -2, "batch");
+    lua_pop(L, 2);
+}
