@@ -2,7 +2,7 @@
 -- the service side owns (listeners, resources, settings) with one clear error per bad
 -- field. The directory and RBAC sections are passed through to directory.lua / rbac.lua,
 -- which validate them.
-local cjson = require "cjson.safe"
+local json = require "signalr.emulator.json"
 local rand = require "openssl.rand"
 local statedir = require "signalr.emulator.statedir"
 
@@ -101,7 +101,7 @@ local function check_port(v, path)
 end
 
 function M.decode(text, source)
-  local value, err = cjson.decode(text)
+  local value, err = json.decode(text)
   if type(value) ~= "table" then
     return nil, "config: " .. (source or "input") .. " is not a JSON object (" .. tostring(err or "wrong type") .. ")"
   end

@@ -104,12 +104,25 @@ function M.encode(v)
   return concat(out)
 end
 
+-- lua-cjson 2.1.0 decodes every number as a float on Lua 5.4: make integral values
+-- integers again so "port": 0 is the integer 0.
+local function integers(v, depth)
+  if type(v) == "number" then
+    if mtype(v) == "float" and v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then
+      return math.tointeger(v)
+    end
+  elseif type(v) == "table" and depth < 1000 then
+    for k, x in pairs(v) do v[k] = integers(x, depth + 1) end
+  end
+  return v
+end
+
 -- Returns the value, or nil and a message (never raises).
 function M.decode(text)
   if type(text) ~= "string" then return nil, "not a string" end
   local v, err = cjson.decode(text)
   if v == nil and err then return nil, err end
-  return v
+  return integers(v, 0)
 end
 
 -------------------------------------------------------------------------------
