@@ -111,13 +111,16 @@ typedef enum sr_mi_id_kind { SR_MI_SYSTEM = 0, SR_MI_CLIENT_ID, SR_MI_OBJECT_ID,
 typedef struct sr_mi_options {
     sr_mi_id_kind id_kind;
     const char *id;             /* client id, object (principal) id or resource id */
-    int in_chain;               /* probe IMDS once, 1 s, no retries; no answer = unavailable */
     const char *arc_key_dir;    /* where Azure Arc keeps its key files; NULL = the platform's */
+    const char *authority_host; /* for the workload identity form; NULL = the default */
 } sr_mi_options;
 
-/* Detects the managed-identity source from the environment (App Service, Azure Arc, Cloud
- * Shell / MSI_ENDPOINT, IMDS; see credential_mi.c). Workload identity variables make it a
- * workload identity credential named ManagedIdentityCredential. */
+/* Detects the managed-identity source from the environment, first match wins: App Service
+ * (IDENTITY_ENDPOINT + IDENTITY_HEADER), Azure Arc (IDENTITY_ENDPOINT + IMDS_ENDPOINT),
+ * MSI_ENDPOINT (Cloud Shell, or App Service 2017 with MSI_SECRET), workload identity
+ * variables (then it is a workload identity credential named ManagedIdentityCredential),
+ * else IMDS (host from AZURE_POD_IDENTITY_AUTHORITY_HOST). Inside a chain, IMDS is probed
+ * once with a 1 s timeout and no retries, and "no answer" means unavailable. */
 sr_credential *sr_credential_managed_identity_new(const sr_mi_options *o, sr_env_fn env, void *env_ud,
                                                   sr_error *err);
 

@@ -174,6 +174,14 @@ int sr_credential_http_error(sr_error *err, const char *cred_name, const sr_requ
     return 0;
 }
 
+void sr_error_replace_message(sr_error *err, const char *msg)
+{
+    size_t n = strlen(msg);
+    if (n >= sizeof err->message) n = sizeof err->message - 1;
+    memmove(err->message, msg, n);
+    err->message[n] = '\0';
+}
+
 int sr_status_transient(int status) { return status == 408 || status == 429 || status >= 500; }
 
 double sr_retry_delay(const sr_response *resp, double now, int attempt, double base, double cap)

@@ -79,6 +79,8 @@ int sr_credential_http_error(sr_error *err, const char *cred_name, const sr_requ
 /* Delay before retry number `attempt` (1-based) for a transient failure: exponential from
  * `base`, at most `cap`, or the server's Retry-After when given. */
 double sr_retry_delay(const sr_response *resp, double now, int attempt, double base, double cap);
+/* Replaces err's message with `msg`, truncated to fit (for messages that quote others). */
+void sr_error_replace_message(sr_error *err, const char *msg);
 /* Statuses worth another try: 408, 429, 5xx (and transport failures). */
 int sr_status_transient(int status);
 

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "assertion.h"
+#include "connstr.h"
 #include "l_credential.h"
 #include "l_op.h"
 
@@ -423,6 +424,308 @@ static int credential_workload_identity(lua_State *L)
     return finish_entra(L, c, cred, &err);
 }
 
+/* ---- managed identity ------------------------------------------------------------------------ */
+
+static sr_credential *managed_identity(lua_State *L, int opts, l_env *env, const char *default_client_id,
+                                       sr_error *err)
+{
+    static const char *const ids[] = { "client_id", "object_id", "resource_id" };
+    sr_mi_options o;
+    memset(&o, 0, sizeof o);
+    for (int i = 0; i < 3; i++) {
+        const char *v = opt_string(L, opts, ids[i], NULL);
+        if (!v) continue;
+        if (o.id) luaL_argerror(L, 1, "give at most one of options.client_id, options.object_id, options.resource_id");
+        o.id = v;
+        o.id_kind = (sr_mi_id_kind)(SR_MI_CLIENT_ID + i);
+    }
+    if (!o.id && default_client_id) {
+        o.id = default_client_id;
+        o.id_kind = SR_MI_CLIENT_ID;
+    }
+    o.arc_key_dir = opt_string(L, opts, "arc_key_dir", NULL);
+    o.authority_host = opt_string(L, opts, "authority_host", NULL);
+    if (!o.authority_host) o.authority_host = env_get(env, "AZURE_AUTHORITY_HOST");
+    return sr_credential_managed_identity_new(&o, env_get, env, err);
+}
+
+static int credential_managed_identity(lua_State *L)
+{
+    static const char *const known[] = { "client_id", "object_id", "resource_id", "arc_key_dir", "authority_host",
+                                         "env", NULL };
+    int opts = opts_table(L, 0);
+    check_known(L, opts, known);
+    l_env env;
+    env_init(L, opts, &env);
+    sr_error err;
+    sr_error_clear(&err);
+    l_credential *c = l_credential_push_entra(L, "managed_identity");
+    int c_idx = lua_gettop(L);
+    sr_credential *cred = managed_identity(L, opts, &env, NULL, &err);
+    lua_settop(L, c_idx);
+    return finish_entra(L, c, cred, &err);
+}
+
+/* ---- environment ------------------------------------------------------------------------------ */
+
+/* AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET, or + AZURE_CLIENT_CERTIFICATE_PATH
+ * (AZURE_CLIENT_CERTIFICATE_PASSWORD, AZURE_CLIENT_SEND_CERTIFICATE_CHAIN). */
+static sr_credential *environment(lua_State *L, int opts, l_env *env, sr_error *err)
+{
+    sr_app_config app;
+    read_app(L, opts, env, &app, 1);
+    app.name = "EnvironmentCredential";
+    const char *secret = env_get(env, "AZURE_CLIENT_SECRET");
+    const char *cert = env_get(env, "AZURE_CLIENT_CERTIFICATE_PATH");
+    if (!app.tenant_id || !app.client_id || (!secret && !cert)) {
+        sr_error_set(err, SR_E_CREDENTIAL_UNAVAILABLE,
+                     "EnvironmentCredential: not configured: set AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+                     "AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (missing:%s%s%s)",
+                     app.tenant_id ? "" : " AZURE_TENANT_ID", app.client_id ? "" : " AZURE_CLIENT_ID",
+                     secret || cert ? "" : " AZURE_CLIENT_SECRET/AZURE_CLIENT_CERTIFICATE_PATH");
+        return NULL;
+    }
+    if (secret) return sr_credential_client_secret_new(&app, secret, strlen(secret), err);
+    size_t len = 0;
+    char *data = read_file(cert, &len, "certificate", err);
+    if (!data) return NULL;
+    sr_client_cert *cc = sr_client_cert_load(data, len, NULL, 0, env_get(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD"), err);
+    wipe_free(data, len);
+    if (!cc) return NULL;
+    const char *chain = env_get(env, "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
+    sr_client_cert_configure(cc, SR_ASSERTION_RS256, chain && (!strcmp(chain, "1") || !strcmp(chain, "true")));
+    return sr_credential_certificate_new(&app, cc, err);
+}
+
+static int credential_environment(lua_State *L)
+{
+    static const char *const known[] = { "authority_host", "env", NULL };
+    int opts = opts_table(L, 0);
+    check_known(L, opts, known);
+    l_env env;
+    env_init(L, opts, &env);
+    sr_error err;
+    sr_error_clear(&err);
+    l_credential *c = l_credential_push_entra(L, "environment");
+    int c_idx = lua_gettop(L);
+    sr_credential *cred = environment(L, opts, &env, &err);
+    lua_settop(L, c_idx);
+    return finish_entra(L, c, cred, &err);
+}
+
+/* ---- Azure CLI ---------------------------------------------------------------------------------- */
+
+static int check_runner(lua_State *L, int opts, const char *name)
+{
+    lua_getfield(L, opts, name);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TFUNCTION) {
+        char what[64];
+        snprintf(what, sizeof what, "options.%s", name);
+        l_type_error(L, 1, what, "a function", -1);
+    }
+    return lua_gettop(L);
+}
+
+static int credential_azure_cli(lua_State *L)
+{
+    static const char *const known[] = { "tenant_id", "runner", NULL };
+    int opts = opts_table(L, 0);
+    check_known(L, opts, known);
+    const char *tenant = opt_string(L, opts, "tenant_id", NULL);
+    int runner = check_runner(L, opts, "runner");
+    if (lua_isnil(L, runner)) luaL_argerror(L, 1, "options.runner is required (signalr.credential.azure_cli supplies one)");
+    sr_error err;
+    sr_error_clear(&err);
+    l_credential *c = l_credential_push_entra(L, "azure_cli");
+    lua_pushvalue(L, runner);
+    c->callback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return finish_entra(L, c, sr_credential_azure_cli_new(tenant, c->callback_ref, &err), &err);
+}
+
+/* ---- chains ------------------------------------------------------------------------------------ */
+
+static int push_chain(lua_State *L, const char *lua_kind, const char *name, sr_credential **members, size_t n,
+                      sr_error *err)
+{
+    l_credential *c = l_credential_push_entra(L, lua_kind);
+    sr_credential *chain = sr_credential_chain_new(name, members, n, err);
+    for (size_t i = 0; i < n; i++) sr_credential_release(members[i]);
+    return finish_entra(L, c, chain, err);
+}
+
+/* signalr.credential.chain{ cred1, cred2, ... }: the first that yields a token wins. */
+static int credential_chain(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TTABLE) l_type_error(L, 1, "credentials", "a list of credentials", 1);
+    lua_settop(L, 1);
+    int n = (int)lua_rawlen(L, 1);
+    if (n < 1 || n > 16) luaL_argerror(L, 1, "a chain takes 1 to 16 credentials");
+    sr_credential *members[16];
+    sr_error err;
+    sr_error_clear(&err);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        l_credential *m = luaL_testudata(L, -1, SR_CREDENTIAL_MT);
+        if (!m || !m->entra) {
+            for (int j = 0; j < i - 1; j++) sr_credential_release(members[j]);
+            luaL_argerror(L, 1, lua_pushfstring(L, "credentials[%d] must be a Microsoft Entra ID credential", i));
+        }
+        members[i - 1] = sr_credential_retain(m->entra);
+        lua_pop(L, 1);
+    }
+    if (!push_chain(L, "chain", "ChainedTokenCredential", members, (size_t)n, &err)) return 2;
+    l_credential *c = lua_touserdata(L, -1);
+    lua_pushvalue(L, 1); /* the members (and their callbacks) live as long as the chain */
+    c->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 1;
+}
+
+/* Builds one member of the default chain into members[*n]; a failure becomes an
+ * unavailable member carrying the reason. */
+static void default_member(sr_credential **members, size_t *n, sr_credential *made, const char *name,
+                           const sr_error *why)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    const char *reason = why->message;
+    size_t nl = strlen(name);
+    if (strncmp(reason, name, nl) == 0 && reason[nl] == ':') reason += nl + 1 + (reason[nl + 1] == ' ');
+    members[*n] = made ? made : sr_credential_unavailable_new(name, reason, &e);
+    if (members[*n]) (*n)++;
+}
+
+/* DefaultAzureCredential: environment, workload identity, managed identity, Azure CLI.
+ * Members that are not configured here become unavailable members carrying the reason. */
+static int build_default(lua_State *L, int opts, l_env *env, int runner, sr_error *err)
+{
+    l_credential *c = l_credential_push_entra(L, "default");
+    int c_idx = lua_gettop(L);
+    if (runner) {
+        lua_pushvalue(L, runner);
+        c->callback_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    sr_credential *members[4];
+    size_t n = 0;
+    sr_error e;
+    sr_error_clear(&e);
+    default_member(members, &n, environment(L, opts, env, &e), "EnvironmentCredential", &e);
+    sr_error_clear(&e);
+    default_member(members, &n, workload_identity(L, opts, env, &e), "WorkloadIdentityCredential", &e);
+    sr_error_clear(&e);
+    const char *mi_client = opt_string(L, opts, "managed_identity_client_id", NULL);
+    if (!mi_client) mi_client = env_get(env, "AZURE_CLIENT_ID");
+    lua_newtable(L); /* managed_identity() reads its selectors from a table: none here */
+    default_member(members, &n, managed_identity(L, lua_gettop(L), env, mi_client, &e), "ManagedIdentityCredential",
+                   &e);
+    sr_error_clear(&e);
+    const char *tenant = opt_string(L, opts, "tenant_id", NULL);
+    if (!runner) sr_error_set(&e, SR_E_CREDENTIAL_UNAVAILABLE, "no az runner (signalr.credential.default supplies one)");
+    default_member(members, &n, runner ? sr_credential_azure_cli_new(tenant, c->callback_ref, &e) : NULL,
+                   "AzureCliCredential", &e);
+    lua_settop(L, c_idx);
+    sr_credential *chain = sr_credential_chain_new("DefaultAzureCredential", members, n, err);
+    for (size_t i = 0; i < n; i++) sr_credential_release(members[i]);
+    return finish_entra(L, c, chain, err);
+}
+
+static int credential_default(lua_State *L)
+{
+    static const char *const known[] = { "tenant_id", "managed_identity_client_id", "authority_host", "az_runner",
+                                         "env", NULL };
+    int opts = opts_table(L, 0);
+    check_known(L, opts, known);
+    l_env env;
+    env_init(L, opts, &env);
+    int runner = check_runner(L, opts, "az_runner");
+    sr_error err;
+    sr_error_clear(&err);
+    return build_default(L, opts, &env, lua_isnil(L, runner) ? 0 : runner, &err);
+}
+
+/* ---- connection strings -------------------------------------------------------------------------- */
+
+/* The default az runner, from the Lua side (signalr.azure_cli); 0 when it cannot be loaded. */
+static int push_default_runner(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "signalr.azure_cli");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_getfield(L, -1, "runner");
+    lua_remove(L, -2);
+    if (lua_type(L, -1) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_newtable(L);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    return lua_gettop(L);
+}
+
+static int app_from_connstr(lua_State *L, int opts, l_env *env, const sr_connstr *cs, sr_error *err)
+{
+    sr_app_config app;
+    read_app(L, opts, env, &app, 0);
+    l_credential *c = l_credential_push_entra(L, cs->client_secret ? "client_secret" : "certificate");
+    if (cs->client_secret)
+        return finish_entra(L, c, sr_credential_client_secret_new(&app, cs->client_secret, strlen(cs->client_secret), err),
+                            err);
+    size_t len = 0;
+    char *data = read_file(cs->client_cert, &len, "ClientCert certificate", err);
+    sr_client_cert *cc = data ? sr_client_cert_load(data, len, NULL, 0, NULL, err) : NULL;
+    wipe_free(data, len);
+    return finish_entra(L, c, cc ? sr_credential_certificate_new(&app, cc, err) : NULL, err);
+}
+
+l_credential *l_credential_push_for_connstr(lua_State *L, const sr_connstr *cs, sr_error *err)
+{
+    int top = lua_gettop(L);
+    l_env env = { L, 0 }; /* the process environment */
+    lua_createtable(L, 0, 2);
+    int opts = lua_gettop(L);
+    if (cs->tenant_id) {
+        lua_pushstring(L, cs->tenant_id);
+        lua_setfield(L, opts, "tenant_id");
+    }
+    if (cs->client_id) {
+        lua_pushstring(L, cs->client_id);
+        lua_setfield(L, opts, "client_id");
+    }
+    int app = cs->auth_type == SR_AUTH_AZURE_APP ||
+              (cs->auth_type == SR_AUTH_AAD && (cs->client_secret || cs->client_cert));
+    int pushed;
+    if (cs->auth_type == SR_AUTH_AZURE) {
+        lua_pushnil(L);
+        lua_setfield(L, opts, "client_id"); /* AuthType=azure is the default chain, as in the C# SDK */
+        pushed = build_default(L, opts, &env, push_default_runner(L), err);
+    } else if (app) {
+        pushed = app_from_connstr(L, opts, &env, cs, err);
+    } else { /* azure.msi, or aad without an app secret: managed identity, ClientId = user-assigned */
+        l_credential *c = l_credential_push_entra(L, "managed_identity");
+        int c_idx = lua_gettop(L);
+        lua_createtable(L, 0, 1);
+        if (cs->client_id) {
+            lua_pushstring(L, cs->client_id);
+            lua_setfield(L, -2, "client_id");
+        }
+        sr_credential *cred = managed_identity(L, lua_gettop(L), &env, NULL, err);
+        lua_settop(L, c_idx);
+        pushed = finish_entra(L, c, cred, err);
+    }
+    if (pushed != 1) {
+        lua_settop(L, top);
+        return NULL;
+    }
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+    return lua_touserdata(L, top + 1);
+}
+
 /* ---- methods ------------------------------------------------------------------------------ */
 
 static int credential_access_key(lua_State *L)
@@ -527,6 +830,11 @@ void l_credential_open(lua_State *L)
         { "certificate", credential_certificate },
         { "client_assertion", credential_client_assertion },
         { "workload_identity", credential_workload_identity },
+        { "managed_identity", credential_managed_identity },
+        { "environment", credential_environment },
+        { "azure_cli", credential_azure_cli },
+        { "chain", credential_chain },
+        { "default", credential_default },
         { NULL, NULL },
     };
     luaL_newmetatable(L, SR_CREDENTIAL_MT);

@@ -5,6 +5,7 @@
 
 #include "connstr.h"
 #include "health.h"
+#include "l_entra.h"
 #include "l_service.h"
 
 #define MAX_LIFETIME (365LL * 24 * 3600)
@@ -44,6 +45,7 @@ static void read_new_opts(lua_State *L, new_opts *o)
 {
     static const char *const known[] = {
         "connection_string", "endpoint", "credential", "application", "clock",
+        "temporary_key", /* Entra: { refresh_after, max_age, retry_interval } (l_service_entra.c) */
         /* transport options, used by the REST and Entra layers */
         "ca_file", "timeout", "connect_timeout", "max_retries", "retry_delay", "max_retry_delay",
         NULL,
@@ -137,13 +139,10 @@ static int from_connection_string(lua_State *L, l_service *s, const new_opts *o,
     sr_connstr cs;
     if (!sr_connstr_parse(cs_text, len, &cs, err)) return 0;
     int ok = 0;
-    if (cs.auth_type != SR_AUTH_ACCESS_KEY) {
-        sr_error_set(err, SR_E_INVALID_ARGUMENT,
-                     "AuthType=%s (Microsoft Entra ID) connection strings are not supported by this build yet",
-                     sr_auth_type_name(cs.auth_type));
+    /* AuthType azure / azure.msi / azure.app / aad: the Microsoft Entra ID credential it names. */
+    if (cs.auth_type != SR_AUTH_ACCESS_KEY ? !l_credential_push_for_connstr(L, &cs, err)
+                                           : !l_credential_push_access_key(L, cs.access_key, strlen(cs.access_key), err))
         goto done;
-    }
-    if (!l_credential_push_access_key(L, cs.access_key, strlen(cs.access_key), err)) goto done;
     adopt_credential(L, s, lua_gettop(L));
     lua_pop(L, 1);
     ok = sr_endpoint_init(&s->ep, &cs.endpoint, cs.has_client_endpoint ? &cs.client_endpoint : NULL,
@@ -200,6 +199,7 @@ static int service_new(lua_State *L)
         lua_pushvalue(L, o.clock);
         s->clock_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    if (!l_entra_service_init(L, s, 1, &err)) return l_push_error(L, &err);
     lua_pushvalue(L, svc_idx);
     return 1;
 }
@@ -385,9 +385,10 @@ static int read_algorithm(lua_State *L, int idx, sr_hs_alg *alg, sr_error *err)
     return 1;
 }
 
-static sr_signing_key *signing_key(l_service *s, sr_error *err)
+static sr_signing_key *signing_key(lua_State *L, l_service *s, sr_error *err)
 {
     if (s->cred && s->cred->ready && s->cred->kind == L_CRED_ACCESS_KEY) return &s->cred->key;
+    if (s->cred && s->cred->ready && s->temp_key) return l_entra_signing_key(L, s, 1, err); /* Entra: temporary key */
     sr_error_set(err, SR_E_CREDENTIAL_UNAVAILABLE, "the service's credential cannot sign client tokens");
     return NULL;
 }
@@ -442,7 +443,7 @@ static int service_negotiate(lua_State *L)
     sr_client_token_params p = { .endpoint = &s->ep, .hub = hub, .hub_len = hub_len,
                                  .lifetime = 3600, .alg = SR_HS256 };
     if (!sr_check_name(hub, hub_len, "hub", &err) || !read_lifetime(L, o.lifetime, &p.lifetime, &err) ||
-        !read_algorithm(L, o.algorithm, &p.alg, &err) || !(p.key = signing_key(s, &err)))
+        !read_algorithm(L, o.algorithm, &p.alg, &err) || !(p.key = signing_key(L, s, &err)))
         return l_push_error(L, &err);
     p.now = (long long)floor(l_service_now(L, s));
 
@@ -568,6 +569,7 @@ static int service_gc(lua_State *L)
     l_service *s = luaL_checkudata(L, 1, SR_SERVICE_MT);
     if (s->ready || s->ep.origin) sr_endpoint_free(&s->ep);
     s->ready = 0;
+    l_entra_free(s); /* the temporary key (wiped); before the credential goes */
     if (s->cred_ref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, s->cred_ref);
         s->cred_ref = LUA_NOREF;
@@ -606,6 +608,8 @@ void l_service_open(lua_State *L)
         { "info", service_info },
         { "health", service_health },
         { "set_driver", service_set_driver },
+        { "get_token", l_service_get_token },
+        { "entra_status", l_service_entra_status },
         { "close", service_gc },
         { NULL, NULL },
     };

@@ -16,6 +16,7 @@ typedef struct l_service {
     int driver_ref;             /* a Lua op driver (OpenResty), or LUA_NOREF: libcurl */
     sr_transport_opts topts;    /* ca_file is owned (strdup) */
     sr_transport *transport;    /* created at the first request */
+    struct sr_temp_key *temp_key; /* Entra: the temporary access key manager (l_service_entra.c) */
     /* The client URL of the last hub negotiated: most servers negotiate one hub all day.
      * The hub string is kept referenced, so pointer equality means the same string. */
     const char *url_cache_hub;

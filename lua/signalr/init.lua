@@ -1,6 +1,7 @@
 --- azure-signalr: Azure SignalR Service for Lua.
 -- The C core (`signalr.core`) does the work; this module names things.
 local core = require "signalr.core"
+local azure_cli = require "signalr.azure_cli"
 
 local _M = {
   _VERSION = core.version,
@@ -27,10 +28,41 @@ _M.credential = {
   --- { tenant_id?, client_id?, token_file_path? } defaulting to AZURE_TENANT_ID,
   --- AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE
   workload_identity = core.workload_identity,
+  --- { client_id | object_id | resource_id }: IMDS, App Service, Cloud Shell, Azure Arc
+  managed_identity = core.managed_identity,
+  --- AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH
+  environment = core.environment,
+  --- { c1, c2, ... }: the first credential that yields a token
+  chain = core.chain,
   --- static(token [, expires_on]): a fixed bearer token
   static = core.static_token,
   --- from_function(fn): fn() returns token [, expires_on]
   from_function = core.from_function,
 }
+
+-- Copies opts without the runner-only keys.
+local function without(opts, ...)
+  local out = {}
+  for k, v in pairs(opts or {}) do out[k] = v end
+  for _, k in ipairs { ... } do out[k] = nil end
+  return out
+end
+
+--- { tenant_id?, command? = "az", timeout? = 10, runner? }: the Azure CLI's signed-in account.
+function _M.credential.azure_cli(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'azure_cli' (table expected)", 2) end
+  local o = without(opts, "command", "timeout")
+  o.runner = o.runner or azure_cli.runner(opts)
+  return core.azure_cli(o)
+end
+
+--- { tenant_id?, managed_identity_client_id?, authority_host? }: environment, workload
+--- identity, managed identity, then the Azure CLI (DefaultAzureCredential's order).
+function _M.credential.default(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'default' (table expected)", 2) end
+  local o = without(opts)
+  o.az_runner = o.az_runner or azure_cli.runner { tenant_id = o.tenant_id }
+  return core.default(o)
+end
 
 return _M
