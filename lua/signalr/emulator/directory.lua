@@ -3,6 +3,7 @@
 -- (enterprise apps), managed identities, users and groups with transitive membership.
 local digest = require "openssl.digest"
 local pkey = require "openssl.pkey"
+local rand = require "openssl.rand"
 local x509 = require "openssl.x509"
 local cjson = require "cjson.safe"
 local jwt = require "signalr.emulator.jwt"
@@ -26,6 +27,16 @@ function M.derived_guid(...)
   local h = digest.new("sha1"):final("signalr-emulator\0" .. concat({ ... }, "\0"))
   local b = { byte(h, 1, 16) }
   b[7] = (b[7] & 0x0f) | 0x50
+  b[9] = (b[9] & 0x3f) | 0x80
+  local hex = ("%02x"):rep(16):format(table.unpack(b))
+  return format("%s-%s-%s-%s-%s", hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16),
+    hex:sub(17, 20), hex:sub(21, 32))
+end
+
+-- A random (version 4) GUID, as Entra and ARM mint for new objects and requests.
+function M.random_guid()
+  local b = { rand.bytes(16):byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
   b[9] = (b[9] & 0x3f) | 0x80
   local hex = ("%02x"):rep(16):format(table.unpack(b))
   return format("%s-%s-%s-%s-%s", hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16),

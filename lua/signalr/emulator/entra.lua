@@ -30,14 +30,7 @@ local WORKLOAD_DOCS = "https://learn.microsoft.com/entra/workload-id/workload-id
 ---------------------------------------------------------------------------------------
 -- small helpers
 ---------------------------------------------------------------------------------------
-local function uuid()
-  local b = { rand.bytes(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0f) | 0x40
-  b[9] = (b[9] & 0x3f) | 0x80
-  local hex = ("%02x"):rep(16):format(table.unpack(b))
-  return format("%s-%s-%s-%s-%s", hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16), hex:sub(17, 20),
-    hex:sub(21, 32))
-end
+local uuid = directory.random_guid
 M.uuid = uuid
 
 local function utc(t, iso)
