@@ -173,12 +173,26 @@ static void init_call(sr_rest_call *c, const l_hub *h, sr_rest_kind kind)
     c->ttl = -1;
 }
 
+/* credential.h through the rest.h function table (rest.c stays free of credential types). */
+static sr_op *entra_token_op(void *c, sr_error *err) { return sr_credential_token_op_new(c, err); }
+static void *entra_retain(void *c) { return sr_credential_retain(c); }
+static void entra_release(void *c) { sr_credential_release(c); }
+static void entra_invalidate(void *c) { sr_credential_invalidate(c); }
+
 static void fill_auth(l_service *s, sr_rest_auth *a)
 {
     memset(a, 0, sizeof *a);
-    if (s->cred && s->cred->ready && s->cred->kind == L_CRED_ACCESS_KEY) {
+    if (!s->cred || !s->cred->ready) return;
+    if (s->cred->kind == L_CRED_ACCESS_KEY) {
         a->key = &s->cred->key;
         a->server_name = server_name();
+    } else if (s->cred->entra) {
+        a->credential = s->cred->entra;
+        a->token_op_new = entra_token_op;
+        a->token_of = sr_token_op_token;
+        a->retain = entra_retain;
+        a->release = entra_release;
+        a->invalidate = entra_invalidate;
     }
 }
 

@@ -342,12 +342,18 @@ static int not_existed(const char *code)
     return 0;
 }
 
-/* Copies printable text, at most `max` bytes, for a message. */
+/* Copies printable text, at most `max` bytes (cut at a space, marked "..."), for a message. */
 static void add_text(sr_buf *b, const char *s, size_t n, size_t max)
 {
-    if (n > max) n = max;
+    int cut = 0;
+    if (n > max) {
+        n = max;
+        while (n > max / 2 && s[n] != ' ') n--;
+        cut = 1;
+    }
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '.')) n--;
     for (size_t i = 0; i < n; i++) sr_buf_addc(b, (unsigned char)s[i] < ' ' ? ' ' : s[i]);
+    if (cut) sr_buf_adds(b, "...");
 }
 
 static void describe(rest_op *r, sr_buf *d)
@@ -383,7 +389,7 @@ static void http_error(rest_op *r, const sr_response *resp, double now)
     sr_buf_addf(&m, " answered %d", st);
     if (msg && *msg) {
         sr_buf_adds(&m, ": ");
-        add_text(&m, msg, strlen(msg), 400);
+        add_text(&m, msg, strlen(msg), 320);
     } else if (resp->body.len && !body) {
         sr_buf_adds(&m, ": ");
         add_text(&m, resp->body.data, resp->body.len, 200);
@@ -406,9 +412,9 @@ static void http_error(rest_op *r, const sr_response *resp, double now)
                              "to the resource's tenant and ask for https://signalr.azure.com/.default");
         break;
     case 403:
-        sr_error_hint(e, "this call needs the %s role (data action Microsoft.SignalRService/SignalR/%s) on the "
-                         "resource; new role assignments can take up to 30 minutes to take effect",
-                      r->spec->roles, r->spec->action);
+        sr_error_hint(e, "this call needs the %s role on the resource, for data action "
+                         "Microsoft.SignalRService/SignalR/%s; new role assignments can take up to 30 minutes "
+                         "to take effect", r->spec->roles, r->spec->action);
         break;
     case 404:
         if (!code) sr_error_hint(e, "unable to access SignalR service, check the endpoint");

@@ -11,6 +11,13 @@ local _M = {
   parse_connection_string = core.parse_connection_string,
   --- true when `v` is an error object returned by this library.
   is_error = core.is_error,
+  --- Message arguments are JSON: signalr.array(t) and signalr.object(t) mark how a table is
+  --- encoded (an unmarked empty table is an object, `{}`); signalr.null is JSON null (the
+  --- same value as cjson.null); signalr.json_encode(v) shows what would be sent.
+  array = core.array,
+  object = core.object,
+  null = core.null,
+  json_encode = core.json_encode,
 }
 
 --- Credentials: how the app server proves itself to the service.
