@@ -343,6 +343,7 @@ static int send_message(lua_State *L, sr_rest_kind kind, int has_id, const char 
     sr_rest_call c;
     init_call(&c, h, kind);
     int t_idx = has_id ? 3 : 2, a_idx = t_idx + 1, o_idx = a_idx + 1;
+    lua_settop(L, o_idx); /* absent arguments become nil: later pushes go above them */
     if (has_id) {
         sr_str id = arg_string(L, 2, id_what);
         if (kind == SR_REST_SEND_TO_USER) c.user = id;
@@ -398,6 +399,7 @@ static int read_ids(lua_State *L, sr_rest_call *c, const char *order)
 static int simple_call(lua_State *L, sr_rest_kind kind, const char *order, int (*push)(lua_State *, l_op *))
 {
     l_hub *h = check_hub(L);
+    lua_settop(L, 2 + (int)strlen(order));
     sr_rest_call c;
     init_call(&c, h, kind);
     int o_idx = read_ids(L, &c, order);
@@ -441,6 +443,7 @@ static int hub_add_user_to_group(lua_State *L)
 {
     static const char *const names[] = { "ttl", NULL };
     l_hub *h = check_hub(L);
+    lua_settop(L, 4);
     sr_rest_call c;
     init_call(&c, h, SR_REST_ADD_USER_TO_GROUP);
     read_ids(L, &c, "ug");
@@ -466,6 +469,7 @@ static int close_call(lua_State *L, sr_rest_kind kind, const char *order)
     static const char *const with_excluded[] = { "reason", "excluded", NULL };
     static const char *const reason_only[] = { "reason", NULL };
     l_hub *h = check_hub(L);
+    lua_settop(L, 2 + (int)strlen(order));
     sr_rest_call c;
     init_call(&c, h, kind);
     int o_idx = read_ids(L, &c, order);
@@ -494,6 +498,7 @@ static int hub_generate_token(lua_State *L)
 {
     static const char *const names[] = { "user_id", "lifetime", "roles", "groups", NULL };
     l_hub *h = check_hub(L);
+    lua_settop(L, 2);
     sr_rest_call c;
     init_call(&c, h, SR_REST_GENERATE_TOKEN);
     int slots[5];
@@ -525,6 +530,7 @@ static int hub_generate_token(lua_State *L)
 static int hub_invoke(lua_State *L)
 {
     l_hub *h = check_hub(L);
+    lua_settop(L, 4);
     sr_rest_call c;
     init_call(&c, h, SR_REST_INVOKE);
     c.connection = arg_string(L, 2, "connection_id");
@@ -616,6 +622,7 @@ static int hub_execute(lua_State *L)
 {
     static const char *const names[] = { "filter", NULL };
     l_hub *h = check_hub(L);
+    lua_settop(L, 3);
     sr_rest_call c;
     init_call(&c, h, SR_REST_EXECUTE);
     if (lua_type(L, 2) != LUA_TTABLE) l_type_error(L, 2, "commands", "a list of command tables", 2);
@@ -671,20 +678,23 @@ static int group_connections_next(lua_State *L)
         int u_idx;
         new_op(L, push_page, &u_idx);
         int n = run_call(L, h, u_idx, &c, NULL);
-        if (n != 2 || lua_isnil(L, -2)) {
+        int first = lua_gettop(L) - n + 1;
+        if (n < 1 || lua_isnil(L, first)) {
             /* failed: yield false, err once, then stop */
             lua_pushboolean(L, 0);
             lua_replace(L, lua_upvalueindex(5));
             lua_pushboolean(L, 0);
-            lua_pushvalue(L, -2);
+            if (n >= 2) lua_pushvalue(L, first + 1);
+            else lua_pushnil(L);
             return 2;
         }
-        /* stack: ..., page, next link */
+        /* page, next link (nil on the last page) */
+        lua_settop(L, first + 1);
         if (lua_isnil(L, -1)) lua_pushboolean(L, 0);
         else lua_pushvalue(L, -1);
         lua_replace(L, lua_upvalueindex(5));
-        if (lua_rawlen(L, -2) > 0) {
-            lua_pop(L, 1);
+        if (lua_rawlen(L, first) > 0) {
+            lua_settop(L, first);
             return 1;
         }
         if (lua_type(L, lua_upvalueindex(5)) == LUA_TBOOLEAN) return 0; /* empty last page */
@@ -699,6 +709,7 @@ static int hub_group_connections(lua_State *L)
     static const char *const names[] = { "page_size", "top", NULL };
     l_hub *h = check_hub(L);
     if (h->batch_ref != LUA_NOREF) luaL_argerror(L, 1, "group_connections is not available in a batch");
+    lua_settop(L, 3);
     l_check_string(L, 2, 2, "group", NULL);
     int slots[3];
     read_options(L, 3, names, slots, "page_size, top");
