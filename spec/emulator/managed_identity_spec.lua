@@ -81,8 +81,10 @@ describe("IMDS", function()
     end
   end)
 
-  it("accepts the resource with a trailing slash", function()
+  it("accepts the resource, and the path (as msal-node sends it), with a trailing slash", function()
     local res = imds(base_query { resource = entra.RESOURCE .. "/" })
+    assert.equal(200, res.status)
+    res = call(managed_identity.IMDS_PATH .. "/", { query = base_query(), headers = { metadata = "true" } })
     assert.equal(200, res.status)
   end)
 

@@ -322,14 +322,18 @@ function MI:arc(req)
   return json(200, body)
 end
 
+-- Each path also answers with a trailing slash: msal-node asks IMDS for ".../token/".
 function MI:routes()
-  return {
-    { method = "GET", template = M.IMDS_PATH, handler = function(req) return self:imds(req) end },
-    { method = "GET", template = M.APP_SERVICE_PATH, handler = function(req) return self:app_service(req) end },
-    { method = { "GET", "POST" }, template = M.MSI_ENDPOINT_PATH,
-      handler = function(req) return self:msi_endpoint(req) end },
-    { method = "GET", template = M.ARC_PATH, handler = function(req) return self:arc(req) end },
-  }
+  local routes = {}
+  local function add(method, path, handler)
+    routes[#routes + 1] = { method = method, template = path, handler = handler }
+    routes[#routes + 1] = { method = method, template = path .. "/", handler = handler }
+  end
+  add("GET", M.IMDS_PATH, function(req) return self:imds(req) end)
+  add("GET", M.APP_SERVICE_PATH, function(req) return self:app_service(req) end)
+  add({ "GET", "POST" }, M.MSI_ENDPOINT_PATH, function(req) return self:msi_endpoint(req) end)
+  add("GET", M.ARC_PATH, function(req) return self:arc(req) end)
+  return routes
 end
 
 return M
