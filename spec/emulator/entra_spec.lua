@@ -416,6 +416,31 @@ describe("certificate assertion", function()
   end)
 end)
 
+describe("hostile assertion claims", function()
+  it("never crash the handler, whatever the claim types", function()
+    local values = { {}, { 1, 2 }, { {} }, "text", 1e300, -1e300, true, -5, 0, 2 ^ 53, "\255\0\n" }
+    local tp = jwt.thumbprints(w.cert)
+    local token = route("/{tenant}/oauth2/v2.0/token")
+    for _, claim in ipairs { "aud", "exp", "nbf", "jti", "iss", "sub" } do
+      for _, v in ipairs(values) do
+        for _, who in ipairs { "cert", "federated" } do
+          local now = clock:now()
+          local claims = who == "cert" and { aud = AUTHORITY .. "/" .. w.tenant_a .. "/oauth2/v2.0/token",
+            iss = w.cert_app, sub = w.cert_app, jti = fx.uuid(), nbf = now, exp = now + 600 }
+            or { iss = w.issuer, sub = w.subject, aud = directory.TOKEN_EXCHANGE_AUDIENCE, nbf = now, exp = now + 600 }
+          claims[claim] = v
+          local a = jwt.encode({ alg = "RS256", x5t = tp.x5t }, claims, who == "cert" and w.cert_key or w.issuer_key)
+          local ok, res = pcall(token, { method = "POST", params = { tenant = w.tenant_a }, query = {},
+            headers = { ["content-type"] = "application/x-www-form-urlencoded" },
+            body = encode_form(assertion_form(a, who == "cert" and w.cert_app or w.workload)) })
+          assert.is_true(ok, res)
+          assert.is_truthy(cjson.decode(res.body))
+        end
+      end
+    end
+  end)
+end)
+
 describe("federated assertion (workload identity)", function()
   local function form(assertion)
     return assertion_form(assertion, w.workload)

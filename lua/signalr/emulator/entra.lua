@@ -33,7 +33,10 @@ local WORKLOAD_DOCS = "https://learn.microsoft.com/entra/workload-id/workload-id
 local uuid = directory.random_guid
 M.uuid = uuid
 
+-- Times as Entra prints them; a value no calendar can show (from a hostile assertion)
+-- is printed as the number it is.
 local function utc(t, iso)
+  if type(t) ~= "number" or t ~= t or t < 0 or t > 253402300799 then return tostring(t) end
   return os.date(iso and "!%Y-%m-%dT%H:%M:%S.0000000Z" or "!%Y-%m-%d %H:%M:%SZ", math.floor(t))
 end
 
@@ -75,7 +78,15 @@ end
 
 -- Shown in messages: identifiers only, trimmed and stripped of control characters.
 local function shown(v)
-  v = tostring(v or ""):gsub("[%c]", "")
+  if type(v) == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do
+      if i > 4 then break end
+      parts[i] = type(x) == "table" and "[...]" or tostring(x)
+    end
+    v = concat(parts, ",")
+  end
+  v = tostring(v or ""):gsub("[^\32-\126]", "?")
   if #v > 128 then v = v:sub(1, 128) .. "..." end
   return v
 end
@@ -509,7 +520,7 @@ function Idp:federated_assertion(req, tenant, t, client_id)
     return nil, self:error_response(req, 70021, format(
       "No matching federated identity record found for presented assertion. Assertion Issuer: '%s'. Assertion Subject: "
           .. "'%s'. Assertion Audience: '%s'. %s",
-      shown(c.iss), shown(c.sub), shown(type(c.aud) == "table" and concat(c.aud, ",") or c.aud), WORKLOAD_DOCS))
+      shown(c.iss), shown(c.sub), shown(c.aud), WORKLOAD_DOCS))
   end
   local issuer = self.dir:federated_issuer(match.issuer)
   if not issuer then
