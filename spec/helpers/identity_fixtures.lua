@@ -5,6 +5,7 @@ local x509 = require "openssl.x509"
 local xname = require "openssl.x509.name"
 local bignum = require "openssl.bignum"
 local rand = require "openssl.rand"
+local directory = require "signalr.emulator.directory"
 
 local fixtures = {}
 
@@ -34,14 +35,7 @@ function fixtures.certificate(key, cn, not_before, not_after)
   return crt, crt:toPEM()
 end
 
-function fixtures.uuid()
-  local b = { rand.bytes(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0f) | 0x40
-  b[9] = (b[9] & 0x3f) | 0x80
-  local hex = ("%02x"):rep(16):format(table.unpack(b))
-  return ("%s-%s-%s-%s-%s"):format(hex:sub(1, 8), hex:sub(9, 12), hex:sub(13, 16),
-    hex:sub(17, 20), hex:sub(21, 32))
-end
+fixtures.uuid = directory.random_guid
 
 -- A random secret in the shape of an Entra client secret (40 characters).
 function fixtures.secret()
