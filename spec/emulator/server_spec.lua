@@ -90,9 +90,10 @@ describe("signalr-emulator listeners", function()
   end)
 
   it("answers 404 with an error body for unknown routes and 405 with Allow for wrong methods", function()
-    local status, headers, body = emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/no/such/route" }
+    local status, _, body = emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/no/such/route" }
     assert.equal(404, status)
     assert.equal("NotFound", cjson.decode(body).code)
+    local headers
     status, headers = emu:request { method = "PATCH", url = emu.resources.signalr1.endpoint .. "/api/health" }
     assert.equal(405, status)
     assert.matches("GET", headers:get("allow"))

@@ -10,9 +10,13 @@
 --
 -- `config` is merged over the test default: top-level keys replace the default's, except
 -- `settings`, whose keys are merged. Start-up blocks on the emulator's ready line.
-if _VERSION == "Lua 5.4" and not package.path:find("/usr/share/lua/5.3/", 1, true) then
-  package.path = package.path ..
-    ";/usr/share/lua/5.3/?.lua;/usr/share/lua/5.3/?/init.lua;/usr/share/lua/5.2/?.lua;/usr/share/lua/5.2/?/init.lua"
+-- Debian ships lua-http (and lpeg_patterns) only under the 5.1-5.3 paths.
+if _VERSION == "Lua 5.4" then
+  for _, v in ipairs { "5.3", "5.2" } do
+    if not package.path:find("/usr/share/lua/" .. v .. "/?.lua", 1, true) then
+      package.path = package.path .. (";/usr/share/lua/%s/?.lua;/usr/share/lua/%s/?/init.lua"):format(v, v)
+    end
+  end
 end
 
 local cjson = require "cjson.safe"

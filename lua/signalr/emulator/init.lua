@@ -147,9 +147,15 @@ function M.start(cfg, opts)
   main_router:add { method = { "HEAD", "GET" }, template = "/api/health", handler = service.health }
 
   -- managed identity endpoints: plain HTTP on 127.0.0.1, as IMDS is plain HTTP on Azure
-  local imds_url
+  local imds_url, identity_header_file
   if mi_mod and idp then
-    local mi = mi_mod.new { directory = dir, idp = idp, clock = clock, settings = settings }
+    if mi_mod.validate then
+      local vok, verr = mi_mod.validate(cfg.managed_identity)
+      if not vok then srv:close() return nil, "config: " .. tostring(verr) end
+    end
+    local mi = mi_mod.new { directory = dir, idp = idp, clock = clock, settings = settings,
+      config = cfg.managed_identity, state_dir = state_dir }
+    identity_header_file = mi.identity_header_file and mi:identity_header_file()
     local imds_router = server.router()
     for _, r in ipairs(mi:routes()) do imds_router:add(r) end
     imds_router:add { method = { "HEAD", "GET" }, template = "/api/health", handler = service.health }
@@ -165,7 +171,7 @@ function M.start(cfg, opts)
   local handle = {
     cq = cq, server = srv, services = services, clock = clock, settings = settings,
     authority = authority, imds = imds_url, ca_file = tls_material and tls_material.ca_file,
-    admin_secret_file = secret_file, idp = idp, authz = authz, directory = dir,
+    admin_secret_file = secret_file, identity_header_file = identity_header_file, idp = idp, authz = authz, directory = dir,
     counters = counters, faults = faults, stopped = false,
   }
   -- stop() may be called from anywhere (a signal watcher, a spec); run() does the work
@@ -181,7 +187,8 @@ function M.describe(handle)
   end
   return {
     pid = M.pid(), authority = handle.authority, imds = handle.imds, ca_file = handle.ca_file,
-    admin_secret_file = handle.admin_secret_file, resources = resources,
+    admin_secret_file = handle.admin_secret_file, identity_header_file = handle.identity_header_file,
+    resources = resources,
   }
 end
 

@@ -439,13 +439,12 @@ function Server:handle(listener, stream)
 
   if res then
     status = res.status
+    -- "connection: close" makes lua-http drain a little and close after this response
     write_response(stream, method, res)
-    if res.headers and res.headers.connection == "close" then
-      stream.connection:shutdown()
-    end
   elseif status == "reset" then
-    stream.connection:shutdown()
-    stream.connection:close()
+    -- drop the connection without an answer (lua-http's own clean-up then finds it dead)
+    local sock = stream.connection.socket
+    if sock then sock:shutdown() end
   end
   self:record(listener, method, raw_path, route_key, status, started)
   return status

@@ -233,9 +233,14 @@ function Service:authorize_entra(token, action)
   local ok, deny = false, "no role assignment grants it"
   if self.authz then ok, deny = self.authz:check(principal, self.resource_id, full) end
   if not ok then
-    local who = principal.object_id or "?"
-    return nil, server.error(403, "Forbidden", ("Principal %s is not allowed to perform %s on %s (%s). Roles that grant it: %s. New role assignments can take up to 30 minutes to take effect on Azure.")
-      :format(who, full, self.resource_id, tostring(deny or "no role assignment grants it"), roles_for(action)))
+    local roles = roles_for(action)
+    if self.authz and self.authz.roles_granting then
+      local names = self.authz:roles_granting(full)
+      if #names > 0 then roles = "'" .. table.concat(names, "', '") .. "'" end
+    end
+    return nil, server.error(403, "Forbidden", ("Forbidden: the caller lacks the data action %s on %s (%s). " ..
+      "Roles that grant it: %s. New role assignments can take up to 30 minutes to take effect on Azure.")
+      :format(full, self.resource_id, tostring(deny or "no role assignment grants it"), roles), full)
   end
   return { kind = "entra", principal = principal }
 end
