@@ -223,7 +223,7 @@ function Idp:mint(tenant, obj, opts)
   local life = lifetime(self, opts)
   local sk = self:signing_key(tenant)
   local claims = {
-    aud = M.RESOURCE, iss = self:issuer(tenant.id), iat = now, nbf = now, exp = now + life,
+    aud = opts.audience or M.RESOURCE, iss = self:issuer(tenant.id), iat = now, nbf = now, exp = now + life,
     tid = tenant.id, oid = obj.object_id, sub = obj.object_id, ver = "2.0",
     uti = jwt.base64url_encode(rand.bytes(16)),
   }
@@ -336,15 +336,16 @@ function Idp:resolve_tenant(req, segment)
     shown(segment)))
 end
 
--- Checks the scope parameter; returns true or an error response.
+-- Checks the scope parameter; returns the token audience (Entra's rule: everything
+-- before the last "/") or nil, an error response.
 function Idp:check_scope(req, tenant, scope)
   local scopes = {}
   for s in scope:gmatch("%S+") do scopes[#scopes + 1] = s end
   if #scopes == 0 then
-    return self:error_response(req, 900144, "The request body must contain the following parameter: 'scope'.")
+    return nil, self:error_response(req, 900144, "The request body must contain the following parameter: 'scope'.")
   end
   if #scopes > 1 then
-    return self:error_response(req, 70011, format(
+    return nil, self:error_response(req, 70011, format(
       "The provided value for the input parameter 'scope' is not valid. The scope %s is not valid.",
       shown(scope)))
   end
@@ -352,28 +353,29 @@ function Idp:check_scope(req, tenant, scope)
   local resource, name = s:match("^(.-)/([^/]*)$")
   if not resource or resource == "" or not (resource:match("^%a[%w+.-]*://") or directory.is_guid(resource)
       or resource:match("^api://")) then
-    return self:error_response(req, 70011, format(
+    return nil, self:error_response(req, 70011, format(
       "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' "
           .. "is not valid. The scope %s is not valid. The scope format is invalid. Scope must be in a valid URI "
           .. "form <https://example/scope> or a valid Guid <guid/scope>.",
       shown(s)))
   end
   if name ~= ".default" then
-    return self:error_response(req, 1002012, format(
+    return nil, self:error_response(req, 1002012, format(
       "The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default "
           .. "suffixed to the resource identifier (application ID URI).",
       shown(s)))
   end
-  -- "https://signalr.azure.com//.default" names the same resource with a trailing slash.
+  -- "https://signalr.azure.com//.default" names the same resource with a trailing slash
+  -- (the token's aud keeps the slash, as Entra's does).
   if resource ~= M.RESOURCE and resource ~= M.RESOURCE .. "/" then
-    return self:error_response(req, 500011, format(
+    return nil, self:error_response(req, 500011, format(
       "The resource principal named %s was not found in the tenant named %s. "
         .. "This can happen if the application has not "
           .. "been installed by the administrator of the tenant or consented to by any user in the tenant. You "
           .. "might have sent your authentication request to the wrong tenant.",
       shown(resource), tenant.name))
   end
-  return true
+  return resource
 end
 
 function Idp:app_not_found(req, tenant, client_id)
@@ -686,9 +688,9 @@ function Idp:token(req)
   end
   local sp, azpacr = self:authenticate_client(req, tenant, form)
   if not sp then return azpacr end
-  local scope_ok = self:check_scope(req, tenant, form.scope)
-  if scope_ok ~= true then return scope_ok end
-  local token, life = self:mint(tenant, sp, { azpacr = azpacr })
+  local audience, scope_err = self:check_scope(req, tenant, form.scope)
+  if not audience then return scope_err end
+  local token, life = self:mint(tenant, sp, { azpacr = azpacr, audience = audience })
   local out = { token_type = "Bearer", expires_in = life, ext_expires_in = life, access_token = token }
   if type(self.settings.refresh_in) == "number" then out.refresh_in = math.floor(self.settings.refresh_in) end
   local correlation = req.headers and req.headers["client-request-id"]

@@ -106,10 +106,10 @@ function MI:select(selectors)
   return mi
 end
 
-function MI:mint(mi)
+-- The token's aud is the resource as requested (with or without the trailing slash).
+function MI:mint(mi, resource)
   local life = self.settings.managed_identity_token_lifetime
-  local token, lifetime, claims = self.idp:mint(mi.tenant, mi, { azpacr = "2", lifetime = life })
-  return token, lifetime, claims
+  return self.idp:mint(mi.tenant, mi, { azpacr = "2", lifetime = life, audience = resource })
 end
 
 -- The Entra error a real endpoint passes through for a resource Entra does not know.
@@ -128,7 +128,7 @@ local function imds_error(status, err, description)
 end
 
 local function imds_token_body(self, mi, resource)
-  local token, life, claims = self:mint(mi)
+  local token, life, claims = self:mint(mi, resource)
   local body = {
     access_token = token, client_id = mi.client_id, expires_in = tostring(life),
     expires_on = tostring(claims.exp), ext_expires_in = tostring(life), not_before = tostring(claims.nbf),
@@ -202,7 +202,7 @@ function MI:app_service(req)
     return app_service_error(400, "Unable to load the proper Managed Identity.")
   end
   if not resource_ok(resource) then return app_service_error(400, unknown_resource_description(mi, resource)) end
-  local token, _, claims = self:mint(mi)
+  local token, _, claims = self:mint(mi, resource)
   return json(200, { access_token = token, expires_on = tostring(claims.exp), resource = resource,
     token_type = "Bearer", client_id = mi.client_id })
 end
@@ -245,7 +245,7 @@ function MI:msi_endpoint(req)
   local mi = self:select { client_id = q(req, "clientid") }
   if not mi then return app_service_error(400, "Unable to load the proper Managed Identity.") end
   if not resource_ok(resource) then return app_service_error(400, unknown_resource_description(mi, resource)) end
-  local token, _, claims = self:mint(mi)
+  local token, _, claims = self:mint(mi, resource)
   return json(200, { access_token = token, expires_on = date_2017(claims.exp), resource = resource,
     token_type = "Bearer", client_id = mi.client_id })
 end
