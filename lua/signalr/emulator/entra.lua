@@ -76,7 +76,7 @@ local function json(status, value, headers)
   return { status = status, headers = h, body = assert(cjson.encode(value)) }
 end
 
--- Shown in messages: identifiers only, trimmed and stripped of control characters.
+-- Shown in messages: identifiers only, cut at 128 bytes, non-printable bytes replaced.
 local function shown(v)
   if type(v) == "table" then
     local parts = {}
