@@ -139,6 +139,28 @@ local function imds_token_body(self, mi, resource)
   return body
 end
 
+-- The identity and resource an IMDS-style query names (client_id | object_id |
+-- msi_res_id, resource), or nil and the error response.
+function MI:imds_target(req, not_found_status)
+  local resource = q(req, "resource")
+  if not resource or resource == "" then
+    return nil, imds_error(400, "invalid_request", "Required audience not specified")
+  end
+  local mi, why = self:select { client_id = q(req, "client_id"), object_id = q(req, "object_id"),
+    resource_id = q(req, "msi_res_id") }
+  if not mi then
+    if why == "ambiguous" then
+      return nil, imds_error(400, "invalid_request", "Only one of client_id, object_id or msi_res_id may be specified")
+    end
+    return nil, imds_error(not_found_status, "invalid_request", "Identity not found")
+  end
+  if not resource_ok(resource) then
+    return nil, json(400, { error = "invalid_resource", error_description = unknown_resource_description(mi, resource),
+      error_codes = { 500011 } })
+  end
+  return mi, resource
+end
+
 function MI:imds(req)
   if (header(req, "metadata") or ""):lower() ~= "true" then
     return imds_error(400, "invalid_request", "Required metadata header not specified")
@@ -153,22 +175,8 @@ function MI:imds(req)
   if not IMDS_VERSIONS[version] then
     return imds_error(400, "invalid_request", "Invalid api-version; supported: 2018-02-01, 2019-08-01")
   end
-  local resource = q(req, "resource")
-  if not resource or resource == "" then
-    return imds_error(400, "invalid_request", "Required audience not specified")
-  end
-  local mi, why = self:select { client_id = q(req, "client_id"), object_id = q(req, "object_id"),
-    resource_id = q(req, "msi_res_id") }
-  if not mi then
-    if why == "ambiguous" then
-      return imds_error(400, "invalid_request", "Only one of client_id, object_id or msi_res_id may be specified")
-    end
-    return imds_error(400, "invalid_request", "Identity not found")
-  end
-  if not resource_ok(resource) then
-    return json(400, { error = "invalid_resource", error_description = unknown_resource_description(mi, resource),
-      error_codes = { 500011 } })
-  end
+  local mi, resource = self:imds_target(req, 400)
+  if not mi then return resource end
   return json(200, imds_token_body(self, mi, resource))
 end
 
@@ -303,19 +311,8 @@ function MI:arc(req)
   if not self:arc_authorized(req) then
     return imds_error(401, "unauthorized", "The key presented is not valid; request a new challenge")
   end
-  local resource = q(req, "resource")
-  if not resource or resource == "" then
-    return imds_error(400, "invalid_request", "Required audience not specified")
-  end
-  local mi, why = self:select { client_id = q(req, "client_id"), object_id = q(req, "object_id"),
-    resource_id = q(req, "msi_res_id") }
-  if not mi then
-    return imds_error(404, "invalid_request", why == "ambiguous"
-      and "Only one of client_id, object_id or msi_res_id may be specified" or "Identity not found")
-  end
-  if not resource_ok(resource) then
-    return json(400, { error = "invalid_resource", error_description = unknown_resource_description(mi, resource) })
-  end
+  local mi, resource = self:imds_target(req, 404)
+  if not mi then return resource end
   local body = imds_token_body(self, mi, resource)
   body.object_id = mi.object_id
   body.msi_res_id = mi.resource_id
