@@ -489,6 +489,13 @@ function Server:listen(spec)
       end,
     }
     if srv then
+      -- cqueues reads lines of at most 4 KB by default; Azure takes 16 KB of headers and
+      -- request lines carry access_token (up to 4 KB) in the query
+      local add_socket = srv.add_socket
+      srv.add_socket = function(s, socket)
+        socket:setmaxline(M.HEADER_LIMIT + 1024)
+        return add_socket(s, socket)
+      end
       local ok, lerr = srv:listen()
       if ok then
         if listener.port == 0 or listener.port == nil then
