@@ -372,7 +372,8 @@ static void http_error(rest_op *r, const sr_response *resp, double now)
 {
     sr_error *e = &r->base.err;
     int st = resp->status;
-    const char *code = sr_response_header(resp, "x-ms-error-code");
+    const char *header_code = sr_response_header(resp, "x-ms-error-code");
+    const char *code = header_code;
     cJSON *body = resp->body.len ? cJSON_ParseWithLength(resp->body.data, resp->body.len) : NULL;
     const char *msg = body ? sr_json_get_string(body, "message") : NULL;
     if (!code && body) code = sr_json_get_string(body, "code");
@@ -417,7 +418,8 @@ static void http_error(rest_op *r, const sr_response *resp, double now)
                          "to take effect", r->spec->roles, r->spec->action);
         break;
     case 404:
-        if (!code) sr_error_hint(e, "unable to access SignalR service, check the endpoint");
+        /* the service names what is missing in x-ms-error-code; without it the path is wrong */
+        if (!header_code) sr_error_hint(e, "unable to access SignalR service, check the endpoint");
         break;
     case 413:
         sr_error_hint(e, "the service accepts message bodies up to 1 MB");

@@ -77,7 +77,8 @@ end)
 
 describe("hub argument checks (before any request)", function()
   local svc = assert(signalr.new {
-    connection_string = "Endpoint=https://127.0.0.1:9;AccessKey=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG;Version=1.0;",
+    connection_string = "Endpoint=https://127.0.0.1:9;AccessKey=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG;" ..
+      "Version=1.0;",
     connect_timeout = 1, max_retries = 0,
   })
   local hub = assert(svc:hub("chat"))
@@ -103,7 +104,8 @@ describe("hub argument checks (before any request)", function()
       { function() hub:send_to_all("t", {}, { exclude = {} }) end, "unknown option 'exclude' (known: excluded)" },
       { function() hub:send_to_all("t", {}, { excluded = { 1 } }) end, "options.excluded[1] must be a string" },
       { function() hub:send_to_user(nil, "t", {}) end, "user_id must be a string, got nil" },
-      { function() hub:send_to_group("g", "t", {}, { excluded = 5 }) end, "options.excluded must be a list of strings" },
+      { function() hub:send_to_group("g", "t", {}, { excluded = 5 }) end,
+        "options.excluded must be a list of strings" },
       { function() hub:user_exists(1) end, "user_id must be a string, got number" },
       { function() hub:add_connection_to_group("c", nil) end, "group must be a string, got nil" },
       { function() hub:add_user_to_group("u", "g", { ttl = "1" }) end, "options.ttl must be a whole number" },
@@ -136,9 +138,11 @@ describe("hub argument checks (before any request)", function()
       { function() return hub:send_to_group("   ", "t", {}) end, "the group name is empty or blank" },
       { function() return hub:send_to_group(("g"):rep(1025), "t", {}) end, "at most 1024 are allowed" },
       { function() return hub:send_to_connection("", "t", {}) end, "the connection id is empty" },
-      { function() return hub:send_to_all("t", {}, { excluded = { "" } }) end, "excluded[1] is an empty connection id" },
+      { function() return hub:send_to_all("t", {}, { excluded = { "" } }) end,
+        "excluded[1] is an empty connection id" },
       { function() return hub:add_user_to_group("u", "g", { ttl = -1 }) end, "options.ttl must be 0 or more seconds" },
-      { function() return hub:generate_token({ lifetime = 0 }) end, "options.lifetime must be from 1 second to 1 year" },
+      { function() return hub:generate_token({ lifetime = 0 }) end,
+        "options.lifetime must be from 1 second to 1 year" },
       { function() return hub:execute({}) end, "the command list is empty" },
       { function() return hub:user_in_group("u", "") end, "the group name is empty or blank" },
     }

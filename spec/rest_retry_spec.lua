@@ -120,7 +120,8 @@ describe("REST retries", function()
       execute = function() return hub:execute({ { type = "JoinGroup", group = "g" } }) end,
       list = function() local it = hub:group_connections("g") return it() end,
     }
-    local ok_body = { token = '{"token":"a.eyJleHAiOjF9.c"}', invoke = '{"result":1}', list = '{"value":[{"connectionId":"c"}]}' }
+    local ok_body = { token = '{"token":"a.eyJleHAiOjF9.c"}', invoke = '{"result":1}',
+      list = '{"value":[{"connectionId":"c"}]}' }
     for i, case in ipairs(cases) do
       local first = type(case[2]) == "number" and { status = case[2] } or case[2]
       local second = { status = 200, body = ok_body[case[1]] or "" }
