@@ -564,6 +564,10 @@ describe("REST sockets", function()
   -- TCP sockets this process holds towards the resource's port (inodes from /proc/<pid>/fd
   -- matched against /proc/net/tcp and tcp6), after collecting garbage until the count is
   -- stable: services and clients earlier specs dropped must not close theirs mid-count.
+  -- sl, local address, remote address (port captured), st, tx:rx, tr:when, retrnsmt, uid,
+  -- timeout, inode (captured)
+  local TCP_LINE = "^%s*%d+:%s+%x+:%x+%s+%x+:(%x+)%s+%x+%s+%S+%s+%S+%s+%S+%s+%d+%s+%d+%s+(%d+)"
+
   local function inodes_to(port)
     local hex = ("%04X"):format(port)
     local set = {}
@@ -571,7 +575,7 @@ describe("REST sockets", function()
       local f = io.open(file)
       if f then
         for line in f:lines() do
-          local rem_port, inode = line:match("^%s*%d+:%s+%x+:%x+%s+%x+:(%x+)%s+%x+%s+%S+%s+%S+%s+%S+%s+%d+%s+%d+%s+(%d+)")
+          local rem_port, inode = line:match(TCP_LINE)
           if rem_port == hex then set[inode] = true end
         end
         f:close()
