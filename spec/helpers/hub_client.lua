@@ -31,13 +31,14 @@ end
 local Client = {}
 Client.__index = Client
 
--- opts: endpoint, hub, token, ca_file, negotiate_version (default 1), skip_negotiate,
+-- opts: endpoint, hub, token, ca_file, negotiate_version (default 1), skip_negotiate, id
+-- (connect with this connection token, no negotiate),
 -- protocol ("json"), version (1), token_in ("header" | "query") for negotiate.
 -- Returns client | nil, err, status (the HTTP status when negotiate failed).
 function M.connect(opts)
   local version = opts.negotiate_version or 1
-  local id_param
-  if not opts.skip_negotiate then
+  local id_param = opts.id
+  if not opts.skip_negotiate and not opts.id then
     local url = opts.endpoint .. "/client/negotiate?hub=" .. urlencode(opts.hub) .. "&negotiateVersion=" .. version
     local headers = {}
     if opts.token_in == "query" then

@@ -208,7 +208,7 @@ end
 
 local function handle_message(self, text)
   local msg = json.decode(text)
-  if type(msg) ~= "table" then return "bad" end
+  if type(msg) ~= "table" or math.type(msg.type) ~= "integer" then return "bad" end
   local t = msg.type
   if t == 6 or t == 8 or t == 9 then return end              -- ping, ack, sequence
   if t == 7 then return "close" end
@@ -255,7 +255,12 @@ function Conn:run(initial)
     while self.open do
       local i = buf:find(RS, start, true)
       if not i then break end
-      if handle_message(self, buf:sub(start, i - 1)) == "close" then self.open = false end
+      local outcome = handle_message(self, buf:sub(start, i - 1))
+      if outcome == "close" then
+        self.open = false
+      elseif outcome == "bad" then
+        self:close_with("Connection closed with an error. InvalidDataException: the message is not valid JSON hub protocol.")
+      end
       start = i + 1
     end
     buf = buf:sub(start)
@@ -324,18 +329,18 @@ local function websocket(svc, pending, req)
   if not key then return claims end
   local id
   local token = req.query.id and req.query.id[#req.query.id]
-  if token then
-    local p = pending[token]
-    if not p or p.expires_at <= svc.clock:now() or p.hub ~= key then
-      return client_error(404, "No Connection with that ID")
-    end
-    pending[token] = nil
-    id = p.connection_id
-  else
-    id = svc:random_id():sub(1, 22)
+  local p = token and pending[token]
+  if token and (not p or p.expires_at <= svc.clock:now() or p.hub ~= key) then
+    return client_error(404, "No Connection with that ID")
   end
   if (req.headers.upgrade or ""):lower() ~= "websocket" then
     return client_error(400, "Only the WebSockets transport is supported by this emulator.")
+  end
+  if p then
+    pending[token] = nil   -- a connection token is good for one connection
+    id = p.connection_id
+  else
+    id = svc:random_id():sub(1, 22)
   end
   return { websocket = function(ws) run_socket(svc, key, id, claims, ws) end }
 end
