@@ -132,7 +132,7 @@ static sr_kind kind_for_status(int status)
 int sr_credential_http_error(sr_error *err, const char *cred_name, const sr_request *req,
                              const sr_response *resp, const char *secret, double now)
 {
-    char desc[400] = "", error[64] = "";
+    char desc[560] = "", error[64] = "";
     sr_error_clear(err);
     cJSON *root = cJSON_ParseWithLength(resp->body.data, resp->body.len);
     if (cJSON_IsObject(root)) {

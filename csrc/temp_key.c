@@ -38,6 +38,7 @@ struct sr_temp_key {
     double next_attempt;        /* no round before this (after a failed round) */
     sr_error last_err;          /* why the last round failed */
     int last_failed;
+    int last_failed_token;      /* ... at the Entra token, not at the accessKey request */
     int in_flight;
     double in_flight_since;
     unsigned long ticket;
@@ -100,8 +101,13 @@ sr_signing_key *sr_temp_key_get(sr_temp_key *k, double now, int *fetch, sr_error
     *err = k->last_err;
     sr_buf m;
     sr_buf_init(&m);
-    sr_buf_addf(&m, "no valid temporary access key to sign the client token with (GET %s failed: %s); next attempt in %.0f s",
-                k->url, k->last_err.message, k->next_attempt - now);
+    if (k->last_failed_token)
+        sr_buf_addf(&m, "no valid temporary access key (next attempt in %.0f s): the Microsoft Entra token for "
+                        "GET %s could not be obtained: %s",
+                    k->next_attempt - now, k->url, k->last_err.message);
+    else
+        sr_buf_addf(&m, "no valid temporary access key (next attempt in %.0f s): %s", k->next_attempt - now,
+                    k->last_err.message);
     sr_error_replace_message(err, m.data);
     sr_buf_free(&m, 0);
     return NULL;
@@ -155,6 +161,7 @@ static sr_step_kind round_failed(tk_op *t, double now, sr_step *out)
     if (t->base.err.retry_after > wait) wait = t->base.err.retry_after;
     k->last_err = t->base.err;
     k->last_failed = 1;
+    k->last_failed_token = t->phase == TK_TOKEN;
     k->next_attempt = now + wait;
     end_round(t);
     return out->kind = SR_STEP_FAILED;
