@@ -29,7 +29,7 @@ BUSTED = $(LUA) $(shell command -v busted)
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
 
-.PHONY: all build test test-c test-emulator run-emulator-specs lint check asan valgrind bench bench-lua demo clean install
+.PHONY: all build test test-c test-emulator run-emulator-specs lint check asan valgrind bench bench-lua demo clean install spec-run asan-build asan-run
 
 all build: $(MODULE)
 
@@ -66,12 +66,37 @@ lint:
 check:
 	bash scripts/check
 
-# The Lua specs once more under AddressSanitizer + UBSan.
+# busted over SPECS with this build's module (scripts/check adds -o TAP).
+spec-run: $(MODULE)
+	$(BUSTED) $(SPECS) $(BUSTED_ARGS)
+
+ASAN_BUILD = build/asan-$(LUA)
+asan-build:
+	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SANITIZE)" build
+
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(LUA),luajit)
+  LUA_LIBS ?= $(shell pkg-config --libs luajit)
+else
+  LUA_LIBS ?= $(shell pkg-config --libs $(LUA_PC))
+endif
+
+# A small interpreter linked with the sanitizers: only the spec process is instrumented,
+# never its children (python, node, the emulator, openssl).
+$(ASAN_BUILD)/lua_host: test/lua_host.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(SANITIZE) $(LUA_CFLAGS) -o $@ $< $(LUA_LIBS) -lm
+
+# SPECS under AddressSanitizer + UBSan (leaks included).
+asan-run: asan-build $(ASAN_BUILD)/lua_host
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;$$LUA_CPATH" \
+	  $(ASAN_BUILD)/lua_host $(shell command -v busted) $(SPECS) $(BUSTED_ARGS)
+
+# The SDK specs once more under AddressSanitizer + UBSan.
 asan:
-	$(MAKE) BUILD=build/asan-$(LUA) CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" build
-	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
-	  LUA_CPATH="$(CURDIR)/build/asan-$(LUA)/?.so;$$LUA_CPATH" $(BUSTED) $(SDK_SPECS)
+	$(MAKE) asan-run SPECS="$(SDK_SPECS)"
 
 # The Lua specs and the C tests under valgrind (memcheck); any error fails.
 valgrind: $(MODULE) $(BUILD)/test_core
