@@ -5,11 +5,15 @@ local token = require "spec.helpers.token"
 local cjson = require "cjson.safe"
 
 local ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/resty/[^/]*$")) or "."
--- The module built against OpenResty's LuaJIT (scripts/check-openresty sets this).
+-- scripts/check-openresty sets these: our module built for OpenResty's LuaJIT, and the
+-- unpacked nginx lua module, LuaJIT library and lua-resty-core.
 local BUILD = os.getenv("SIGNALR_RESTY_BUILD") or "build/luajit"
+local OR_ROOT = os.getenv("SIGNALR_OPENRESTY_ROOT")
+local OR_LIBS = os.getenv("SIGNALR_OPENRESTY_LIBS")
 local KEY = "S3cretKeyValue0123456789abcdefghijklmnopqrs="
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local NGINX_ENV = OR_LIBS and ("LD_LIBRARY_PATH=" .. sh_quote(OR_LIBS) .. " ") or ""
 
 local function read(path)
   local f = io.open(path)
@@ -28,6 +32,10 @@ local function start_nginx(env)
   local conf = read(ROOT .. "/examples/openresty/nginx.conf")
     :gsub("%$prefix/build/luajit/", ROOT .. "/" .. BUILD .. "/")
     :gsub("%$prefix/", ROOT .. "/")
+  if OR_ROOT then
+    conf = conf:gsub("load_module /usr/lib/nginx/modules/", "load_module " .. OR_ROOT .. "/usr/lib/nginx/modules/")
+      :gsub('lua_package_path "', 'lua_package_path "' .. OR_ROOT .. "/usr/share/lua/5.1/?.lua;")
+  end
   local env_prefix = {}
   for k, v in pairs(env) do env_prefix[#env_prefix + 1] = k .. "=" .. sh_quote(v) end
   for _ = 1, 10 do
@@ -37,7 +45,7 @@ local function start_nginx(env)
     f:close()
     -- nginx's default module paths (";;") come from LUA_PATH/LUA_CPATH: the spec's own
     -- (maybe Lua 5.4) paths must not leak into LuaJIT.
-    local ok = os.execute("env -u LUA_PATH -u LUA_CPATH " .. table.concat(env_prefix, " ") ..
+    local ok = os.execute("env -u LUA_PATH -u LUA_CPATH " .. NGINX_ENV .. table.concat(env_prefix, " ") ..
       " nginx -p " .. sh_quote(prefix) ..
       " -c nginx.conf 2>>" .. sh_quote(prefix .. "/logs/start.log"))
     if ok == true or ok == 0 then
@@ -45,7 +53,7 @@ local function start_nginx(env)
         port = port, prefix = prefix,
         error_log = function() return read(prefix .. "/logs/error.log") end,
         stop = function()
-          os.execute("nginx -p " .. sh_quote(prefix) .. " -c nginx.conf -s stop 2>/dev/null")
+          os.execute(NGINX_ENV .. "nginx -p " .. sh_quote(prefix) .. " -c nginx.conf -s stop 2>/dev/null")
         end,
       }
     end
