@@ -185,6 +185,10 @@ int sr_batch_run(sr_transport *t, sr_op **ops, size_t n, size_t max_in_flight,
     b.multi = sr_transport_multi(t);
     if (!b.multi) return sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl multi handle)");
     b.nslots = max_in_flight < n ? max_in_flight : n;
+    /* Keep every connection of a full batch alive afterwards: curl's default (4 per easy
+     * handle in the multi) would close them as the batch drains, and the next batch would
+     * open new ones. The transport keeps the largest batch's count. */
+    sr_transport_keep_connections(t, max_in_flight);
     b.slots = calloc(b.nslots, sizeof *b.slots);
     if (!b.slots) return sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
     int ok = 1;

@@ -485,10 +485,12 @@ static sr_step_kind read_success(rest_op *r, const sr_response *resp, double now
     if (r->spec->result == R_TOKEN) {
         cJSON *doc = cJSON_ParseWithLength(resp->body.data, resp->body.len);
         const char *tok = doc ? sr_json_get_string(doc, "token") : NULL;
-        if (tok && *tok) r->token = strdup(tok);
+        int has_token = tok && *tok;
+        if (has_token) r->token = strdup(tok);
+        if (tok) OPENSSL_cleanse((char *)tok, strlen(tok));
         cJSON_Delete(doc);
         OPENSSL_cleanse(resp->body.data, resp->body.len);
-        if (!tok || !*tok) return malformed(r, "without a token", out);
+        if (!has_token) return malformed(r, "without a token", out);
         if (!r->token) return malformed(r, "a token we had no memory for", out);
         r->expires_at = jwt_exp(r->token);
         if (r->expires_at < 0) r->expires_at = floor(now) + 3600;

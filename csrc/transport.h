@@ -36,6 +36,8 @@ void *sr_transport_multi(sr_transport *t);
 void *sr_transport_easy_acquire(sr_transport *t);
 /* Gives an easy handle back to the pool (it must not be in the multi handle any more). */
 void sr_transport_easy_release(sr_transport *t, void *easy);
+/* Keeps at least n idle connections in the shared cache (the multi handle's MAXCONNECTS). */
+void sr_transport_keep_connections(sr_transport *t, size_t n);
 /* Frees a header list from sr_transport_easy_setup (values are wiped first). */
 void sr_transport_headers_free(void *headers);
 

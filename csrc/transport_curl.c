@@ -19,6 +19,7 @@ struct sr_transport {
     CURLM *multi;               /* batches; created on first use */
     CURL **pool;                /* idle easy handles for batches */
     size_t npool, pool_cap;
+    size_t keep;                /* MAXCONNECTS set on the multi handle */
     struct curl_slist *headers;
     char *ca_file;
     sr_transport_opts opts;
@@ -92,6 +93,13 @@ void *sr_transport_multi(sr_transport *t)
 {
     if (!t->multi) t->multi = curl_multi_init();
     return t->multi;
+}
+
+void sr_transport_keep_connections(sr_transport *t, size_t n)
+{
+    if (n <= t->keep || !sr_transport_multi(t)) return;
+    t->keep = n;
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)n);
 }
 
 void *sr_transport_easy_acquire(sr_transport *t)
