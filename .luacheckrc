@@ -9,3 +9,4 @@ files["lua/signalr/emulator/**"] = { std = "lua54" }
 files["bin/signalr-emulator"] = { std = "lua54" }
 files["lua/signalr/resty/**"] = { globals = { "ngx" } }
 files["examples/openresty/**"] = { globals = { "ngx" } }
+files["spec/resty/app.lua"] = { globals = { "ngx" } }

@@ -28,6 +28,10 @@ BUSTED = $(LUA) $(shell command -v busted)
 # Specs find the module and the Lua sources through these.
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
+# Lua 5.4 reads these first: its children (the emulator, always Lua 5.4) keep 5.4 paths
+# even when the specs run under LuaJIT.
+export LUA_PATH_5_4 := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell lua5.4 -e 'print(package.path)' 2>/dev/null)
+export LUA_CPATH_5_4 := $(CURDIR)/build/lua5.4/?.so;$(shell lua5.4 -e 'print(package.cpath)' 2>/dev/null)
 
 .PHONY: all build test test-c test-emulator run-emulator-specs lint check asan valgrind bench bench-lua demo clean install spec-run asan-build asan-run
 
@@ -91,7 +95,7 @@ $(ASAN_BUILD)/lua_host: test/lua_host.c
 asan-run: asan-build $(ASAN_BUILD)/lua_host
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;$$LUA_CPATH" \
+	  LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;$$LUA_CPATH" LUA_CPATH_5_4="$(CURDIR)/$(ASAN_BUILD)/?.so;$$LUA_CPATH_5_4" \
 	  $(ASAN_BUILD)/lua_host $(shell command -v busted) $(SPECS) $(BUSTED_ARGS)
 
 # The SDK specs once more under AddressSanitizer + UBSan.

@@ -203,6 +203,15 @@ static int op_feed(lua_State *L)
     return 0;
 }
 
+/* op:again(): true when the method that returned this op must be called again once the
+ * op is done (the op only fetched what that method needs). */
+static int op_again(lua_State *L)
+{
+    l_op *u = luaL_checkudata(L, 1, SR_OP_MT);
+    lua_pushboolean(L, u->again);
+    return 1;
+}
+
 static int op_gc(lua_State *L)
 {
     l_op *u = luaL_checkudata(L, 1, SR_OP_MT);
@@ -225,14 +234,24 @@ static int op_tostring(lua_State *L)
     return 1;
 }
 
+/* core.is_op(v) */
+static int op_is(lua_State *L)
+{
+    lua_pushboolean(L, luaL_testudata(L, 1, SR_OP_MT) != NULL);
+    return 1;
+}
+
 void l_op_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "step", op_step },
         { "feed", op_feed },
+        { "again", op_again },
         { NULL, NULL },
     };
     luaL_newmetatable(L, SR_OP_MT);
+    lua_pushliteral(L, "signalr.op");
+    lua_setfield(L, -2, "__name");
     lua_pushcfunction(L, op_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, op_gc);
@@ -243,4 +262,6 @@ void l_op_open(lua_State *L)
     luaL_setfuncs(L, methods, 0);
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+    lua_pushcfunction(L, op_is);
+    lua_setfield(L, -2, "is_op");
 }

@@ -16,6 +16,8 @@ struct l_op {
     int ref;                    /* a registry reference the pusher may use, or LUA_NOREF */
     sr_response resp;
     int finished;
+    int again;                  /* after driving it, call the method again (it only
+                                 * prepared what the method needs, e.g. a temporary key) */
 };
 
 /* Pushes an empty op userdata (metatable set) so the op it will own is freed on any error. */

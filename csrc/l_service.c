@@ -443,8 +443,14 @@ static int service_negotiate(lua_State *L)
     sr_client_token_params p = { .endpoint = &s->ep, .hub = hub, .hub_len = hub_len,
                                  .lifetime = 3600, .alg = SR_HS256 };
     if (!sr_check_name(hub, hub_len, "hub", &err) || !read_lifetime(L, o.lifetime, &p.lifetime, &err) ||
-        !read_algorithm(L, o.algorithm, &p.alg, &err) || !(p.key = signing_key(L, s, &err)))
+        !read_algorithm(L, o.algorithm, &p.alg, &err))
         return l_push_error(L, &err);
+    int top = lua_gettop(L);
+    if (!(p.key = signing_key(L, s, &err))) {
+        /* An op left on the stack: the temporary key must be fetched first (return_ops). */
+        if (err.kind == SR_OK && lua_gettop(L) > top) return 1;
+        return l_push_error(L, &err);
+    }
     p.now = (long long)floor(l_service_now(L, s));
 
     sr_claims c;
@@ -474,6 +480,10 @@ static double service_clock(lua_State *L, void *ud) { return l_service_now(L, ud
 
 int l_service_run_op(lua_State *L, l_service *s, l_op *u, int u_idx)
 {
+    if (s->return_ops) {
+        lua_pushvalue(L, u_idx);
+        return 1;
+    }
     if (s->driver_ref != LUA_NOREF) {
         int top = lua_gettop(L);
         lua_rawgeti(L, LUA_REGISTRYINDEX, s->driver_ref);
@@ -509,7 +519,17 @@ static int service_health(lua_State *L)
     return l_service_run_op(L, s, u, u_idx);
 }
 
-/* svc:set_driver(fn): fn(op) steps ops itself (signalr.resty installs a cosocket driver). */
+/* svc:return_ops(flag): with flag set, every method that needs I/O returns a signalr.op
+ * instead of performing it; signalr.resty drives those ops over cosockets from Lua,
+ * because a cosocket cannot yield across the C call a driver function would sit in. */
+static int service_return_ops(lua_State *L)
+{
+    l_service *s = l_service_check(L, 1);
+    s->return_ops = lua_toboolean(L, 2);
+    return 0;
+}
+
+/* svc:set_driver(fn): C calls fn(op) to step each op (scripted drivers in specs). */
 static int service_set_driver(lua_State *L)
 {
     l_service *s = l_service_check(L, 1);
@@ -608,6 +628,7 @@ void l_service_open(lua_State *L)
         { "info", service_info },
         { "health", service_health },
         { "set_driver", service_set_driver },
+        { "return_ops", service_return_ops },
         { "get_token", l_service_get_token },
         { "entra_status", l_service_entra_status },
         { "close", service_gc },

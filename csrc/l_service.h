@@ -13,7 +13,9 @@ typedef struct l_service {
     l_credential *cred;         /* kept alive by cred_ref */
     int cred_ref;
     int clock_ref;              /* a Lua clock function, or LUA_NOREF */
-    int driver_ref;             /* a Lua op driver (OpenResty), or LUA_NOREF: libcurl */
+    int driver_ref;             /* a Lua op driver called from C, or LUA_NOREF: libcurl */
+    int return_ops;             /* I/O methods return the op for Lua to drive (OpenResty:
+                                 * cosockets cannot yield across a C call) */
     sr_transport_opts topts;    /* ca_file is owned (strdup) */
     sr_transport *transport;    /* created at the first request */
     struct sr_temp_key *temp_key; /* Entra: the temporary access key manager (l_service_entra.c) */

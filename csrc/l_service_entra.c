@@ -96,6 +96,12 @@ sr_signing_key *l_entra_signing_key(lua_State *L, l_service *s, int svc_idx, sr_
         lua_settop(L, top);
         return key;
     }
+    if (s->return_ops) {
+        /* The caller drives the fetch (OpenResty) and then calls negotiate again: leave
+         * the op on the stack, no error. */
+        u->again = 1;
+        return NULL;
+    }
     /* Success or failure, the manager's state now says what negotiate may sign with. */
     l_service_run_op(L, s, u, top + 1);
     lua_settop(L, top);

@@ -11,6 +11,8 @@ local _M = {
   parse_connection_string = core.parse_connection_string,
   --- true when `v` is an error object returned by this library.
   is_error = core.is_error,
+  --- error{ kind =, message =, ... }: an error object like the library's own.
+  error = core.error,
   --- Message arguments are JSON: signalr.array(t) and signalr.object(t) mark how a table is
   --- encoded (an unmarked empty table is an object, `{}`); signalr.null is JSON null (the
   --- same value as cjson.null); signalr.json_encode(v) shows what would be sent.
