@@ -154,15 +154,21 @@ function M.client_context(ca_file)
   if not ctx then
     ctx = http_tls.new_client_context()
     ctx:getStore():add(ca_file)
+    -- OpenSSL 3 + cqueues: make a peer's close without close_notify a clean EOF (bit 7,
+    -- SSL_OP_IGNORE_UNEXPECTED_EOF) instead of a busy loop
+    local ok, version = pcall(function() return require "openssl".version() end)
+    if ok and type(version) == "number" and version >= 0x30000000 then ctx:setOptions(0x80) end
     contexts[ca_file] = ctx
   end
   return ctx
 end
 
--- opts: method, url, headers (table), body (string), ca_file, timeout.
+-- opts: method, url, headers (table), body (string), ca_file, timeout, raw_path (sent as
+-- the request target as is, even when it is not a valid URI path; url then gives the origin).
 -- Returns status (number), headers (lua-http object), body | nil, err.
 function M.http(opts)
   local req = http_request.new_from_uri(opts.url)
+  if opts.raw_path then req.headers:upsert(":path", opts.raw_path) end
   req.ctx = M.client_context(opts.ca_file)
   req.headers:upsert(":method", opts.method or "GET")
   for k, v in pairs(opts.headers or {}) do req.headers:upsert(k:lower(), v) end

@@ -50,6 +50,31 @@ local function addresses(host)
   return { host }, false
 end
 
+-- The app registration named in the printed Entra connection string: the first app of the
+-- resource's tenant (config order) whose service principal holds a role on the resource
+-- or above, else the tenant's first app.
+local function default_entra_app(cfg, dir, authz, svc)
+  local tenant = dir:tenant(svc.tenant_id)
+  if not tenant then return nil end
+  local apps = {}
+  for _, t in ipairs(cfg.tenants or {}) do
+    if type(t) == "table" and type(t.id) == "string" and t.id:lower() == tenant.id then
+      for _, a in ipairs(type(t.apps) == "table" and t.apps or {}) do
+        if type(a) == "table" and type(a.client_id) == "string" then apps[#apps + 1] = a.client_id:lower() end
+      end
+    end
+  end
+  local resource = svc.resource_id:lower()
+  for _, client_id in ipairs(apps) do
+    local sp = dir:service_principal(tenant, client_id)
+    for _, a in ipairs(authz and sp and authz:list_assignments() or {}) do
+      local scope = tostring(a.scope):lower()
+      if a.principal_id == sp.object_id and resource:sub(1, #scope) == scope then return client_id end
+    end
+  end
+  return apps[1]
+end
+
 -- opts: state_dir (absolute), log (fn(line)), admin_secret_file, base_dir (config dir)
 -- Returns handle | nil, err.
 function M.start(cfg, opts)
@@ -115,15 +140,7 @@ function M.start(cfg, opts)
   local services = {}
   for _, spec in ipairs(cfg.resources_normalized) do
     local svc = service.new { spec = spec, clock = clock, settings = settings, idp = idp, authz = authz }
-    if not svc.entra_app and dir then
-      -- the first app registration of the resource's tenant, for the printed Entra string
-      local tenant = dir:tenant(svc.tenant_id)
-      for _, app in pairs(dir.apps or {}) do
-        if tenant and app.tenant == tenant and (not svc.entra_app or app.client_id < svc.entra_app) then
-          svc.entra_app = app.client_id
-        end
-      end
-    end
+    if not svc.entra_app and dir then svc.entra_app = default_entra_app(cfg, dir, authz, svc) end
     local router = server.router()
     for _, r in ipairs(service.routes(svc)) do router:add(r) end
     for _, r in ipairs(rest.routes(svc)) do router:add(r) end

@@ -287,6 +287,12 @@ local function read_body(stream, headers, limit, timeout)
     if not n or n < 0 then return nil, "bad_length" end
     if n > limit then return nil, "too_large" end
   end
+  local expect = headers:get("expect")
+  if expect and expect:lower() == "100-continue" then
+    -- clients (lua-http, curl) hold large bodies back until told to go on
+    local ok = stream:write_continue(timeout)
+    if not ok then return nil, "read_failed" end
+  end
   local parts, total = {}, 0
   local deadline = monotime() + timeout
   while true do
@@ -343,110 +349,111 @@ local function write_response(stream, req_method, res)
   return ok, err
 end
 
--- Handles one stream; returns status (number or "reset"/"websocket") for the log and counters.
-function Server:handle(listener, stream)
-  local started = monotime()
-  local headers = stream:get_headers(15)
-  if not headers then return end
+-- Ends a stream whose request body will not be read: shut the socket and mark the stream
+-- closed, so lua-http does not try to drain it (its drain loop spins on a dead peer).
+local function abort(stream)
+  local sock = stream.connection and stream.connection.socket
+  if sock then sock:shutdown() end
+  if stream.state ~= "closed" then stream:set_state("closed") end
+end
+
+local function new_request(listener, stream, headers)
   local method = headers:get(":method") or "?"
   local target = headers:get(":path") or "/"
   local raw_path, raw_query = target:match("^([^?#]*)%??([^#]*)")
   raw_path = raw_path or "/"
-  local route_key = method .. " *"
-  local res, status
-
-  local function finish(resp)
-    res = resp
-  end
-
   local hdrs, header_size = header_table(headers)
   local segments = split_path(raw_path)
-  local route, params = listener.router:match(method, segments)
-  local allowed = {}
-  if route then
-    route_key = route.name or (method .. " " .. route.template)
-  else
-    allowed, params = params, nil
-  end
-
   local authority = headers:get(":authority") or hdrs.host or listener.authority_host
   local req = {
     method = method, raw_path = raw_path, raw_query = raw_query or "",
-    query = M.parse_query(raw_query), headers = hdrs,
+    query = M.parse_query(raw_query), headers = hdrs, path = "/" .. concat(segments, "/"),
     scheme = listener.tls and "https" or "http", host = authority, port = listener.port,
-    listener = listener.name, resource = listener.resource, params = params or {},
-    route = route and route.template,
+    listener = listener.name, resource = listener.resource, params = {},
   }
-  req.path = "/" .. concat(segments, "/")
   req.url = req.scheme .. "://" .. (authority or "") .. raw_path ..
     ((raw_query and raw_query ~= "") and ("?" .. raw_query) or "")
   local _, peer = stream:peername()
   req.peer = peer
   req.loopback = is_loopback(peer)
+  return req, segments, header_size
+end
 
+-- Calls the route's handler; returns a response table (500 when the handler fails).
+function Server:call(route, req)
+  local ok, out = xpcall(route.handler, debug.traceback, req)
+  if not ok then
+    self.log(format("error: handler for %s %s failed: %s", req.method, route.template,
+      (tostring(out):gsub("\n", " | "))))
+    return M.error(500, "InternalServerError", "The emulator failed to handle this request.")
+  elseif type(out) ~= "table" then
+    return M.error(500, "InternalServerError", "The handler returned no response.")
+  end
+  return out
+end
+
+-- Handles one stream: reads the whole body first (bounded), then faults, routing and the
+-- handler. Returns the status written (a number, or "reset" / "aborted").
+function Server:handle(listener, stream)
+  local started = monotime()
+  local headers = stream:get_headers(15)
+  if not headers then return end
+  local req, segments, header_size = new_request(listener, stream, headers)
+  local method = req.method
+  local route, params = listener.router:match(method, segments)
+  local route_key = route and (route.name or (method .. " " .. route.template)) or (method .. " *")
+  local res, status
+
+  local body, berr = read_body(stream, headers, self.body_limit, 30)
   local fault = route and not route.no_faults and self.faults:take(method, route.template, listener.name)
   if fault and fault.delay and fault.delay > 0 then cqueues.sleep(fault.delay) end
 
-  if header_size > M.HEADER_LIMIT then
-    finish(M.error(431, "RequestHeaderFieldsTooLarge", "Request headers exceed 16 KB."))
+  if not body and berr == "too_large" then
+    res = M.error(413, "PayloadTooLarge", "Request body exceeds the 1 MB limit.", nil, { connection = "close" })
+  elseif not body and berr == "bad_length" then
+    res = M.error(400, "BadRequest", "Invalid Content-Length header.", nil, { connection = "close" })
+  elseif not body then
+    status = "aborted"
+  elseif header_size > M.HEADER_LIMIT then
+    res = M.error(431, "RequestHeaderFieldsTooLarge", "Request headers exceed 16 KB.")
   elseif fault and fault.kind == "reset" then
     status = "reset"
   elseif fault and fault.kind ~= "delay" then
-    finish(fault_response(fault))
+    res = fault_response(fault)
   elseif not route then
-    if #allowed > 0 then
-      finish(M.error(405, "MethodNotAllowed", "Method " .. method .. " is not allowed on this path.",
-        nil, { allow = concat(allowed, ", ") }))
+    if #params > 0 then
+      res = M.error(405, "MethodNotAllowed", "Method " .. method .. " is not allowed on this path.",
+        nil, { allow = concat(params, ", ") })
     else
-      finish(M.error(404, "NotFound", "No route matches this path."))
+      res = M.error(404, "NotFound", "No route matches this path.")
     end
   else
-    local body, berr = read_body(stream, headers, self.body_limit, 30)
-    if not body then
-      if berr == "too_large" then
-        finish(M.error(413, "PayloadTooLarge", "Request body exceeds the 1 MB limit.", nil,
-          { connection = "close" }))
-      elseif berr == "bad_length" then
-        finish(M.error(400, "BadRequest", "Invalid Content-Length header."))
+    req.params, req.route, req.body = params, route.template, body
+    local out = self:call(route, req)
+    if out.websocket then
+      local ws, werr = http_websocket.new_from_stream(stream, headers)
+      if not ws then
+        res = M.error(400, "BadRequest", "WebSocket upgrade failed: " .. tostring(werr))
       else
-        status = "aborted"
+        local accepted = ws:accept({ headers = out.upgrade_headers }, 10)
+        status = accepted and 101 or "aborted"
+        self:record(listener, method, req.raw_path, route_key, status, started)
+        if accepted then out.websocket(ws) end
+        return status
       end
     else
-      req.body = body
-      local ok, out = xpcall(route.handler, debug.traceback, req)
-      if not ok then
-        self.log(format("error: handler for %s %s failed: %s", method, route.template,
-          tostring(out):gsub("\n", " | ")))
-        finish(M.error(500, "InternalServerError", "The emulator failed to handle this request."))
-      elseif type(out) ~= "table" then
-        finish(M.error(500, "InternalServerError", "The handler returned no response."))
-      elseif out.websocket then
-        local ws, werr = http_websocket.new_from_stream(stream, headers)
-        if not ws then
-          finish(M.error(400, "BadRequest", "WebSocket upgrade failed: " .. tostring(werr)))
-        else
-          local accepted = ws:accept({ headers = out.upgrade_headers }, 10)
-          status = accepted and 101 or "aborted"
-          self:record(listener, method, raw_path, route_key, status, started)
-          if accepted then out.websocket(ws) end
-          return status
-        end
-      else
-        finish(out)
-      end
+      res = out
     end
   end
 
   if res then
     status = res.status
-    -- "connection: close" makes lua-http drain a little and close after this response
-    write_response(stream, method, res)
-  elseif status == "reset" then
-    -- drop the connection without an answer (lua-http's own clean-up then finds it dead)
-    local sock = stream.connection.socket
-    if sock then sock:shutdown() end
+    local ok = write_response(stream, method, res)
+    if not ok or (res.headers and res.headers.connection == "close") then abort(stream) end
+  else
+    abort(stream)
   end
-  self:record(listener, method, raw_path, route_key, status, started)
+  self:record(listener, method, req.raw_path, route_key, status, started)
   return status
 end
 

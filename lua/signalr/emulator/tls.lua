@@ -127,6 +127,18 @@ local function save(paths, m)
   assert(statedir.write(paths.ca, tostring(m.ca)))
 end
 
+-- OpenSSL 3 reports a peer that closes without close_notify as an SSL error, which
+-- cqueues 20200726 retries forever (a busy loop on read() == 0). SSL_OP_IGNORE_UNEXPECTED_EOF
+-- (bit 7, OpenSSL >= 3.0; luaossl does not name it) turns it into a clean end of stream.
+M.OP_IGNORE_UNEXPECTED_EOF = 0x80
+function M.ignore_unexpected_eof(ctx)
+  local ok, version = pcall(function() return require "openssl".version() end)
+  if ok and type(version) == "number" and version >= 0x30000000 then
+    ctx:setOptions(M.OP_IGNORE_UNEXPECTED_EOF)
+  end
+  return ctx
+end
+
 -- Returns { ca_file, server_context() } | nil, err.
 function M.ensure(dir, hosts, sleep)
   hosts = hosts or M.DEFAULT_HOSTS
@@ -162,6 +174,7 @@ function M.ensure(dir, hosts, sleep)
     ca_file = paths.ca,
     server_context = function()
       local ctx = http_tls.new_server_context()
+      M.ignore_unexpected_eof(ctx)
       assert(ctx:setPrivateKey(material.leaf_key))
       assert(ctx:setCertificate(material.leaf))
       return ctx
