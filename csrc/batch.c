@@ -10,8 +10,8 @@
 typedef struct slot {
     int used;
     size_t index;               /* into ops[] */
-    CURL *easy;                 /* from the transport's pool, kept while the slot lives */
-    void *headers;              /* curl_slist of the request in flight */
+    sr_easy *easy;              /* from the transport's pool, kept while the batch runs */
+    CURL *curl;                 /* its CURL * */
     int in_multi;
     int sleeping;
     double wake_at;             /* monotonic seconds */
@@ -40,14 +40,10 @@ static double mono_now(void)
 static void release_slot(batch *b, slot *s)
 {
     if (s->in_multi) {
-        curl_multi_remove_handle(b->multi, s->easy);
+        curl_multi_remove_handle(b->multi, s->curl);
+        sr_transport_easy_done(s->easy);
         s->in_multi = 0;
         b->in_multi--;
-    }
-    if (s->headers) {
-        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-        sr_transport_headers_free(s->headers);
-        s->headers = NULL;
     }
     s->used = 0;
     s->sleeping = 0;
@@ -67,12 +63,10 @@ static void advance(batch *b, slot *s, sr_response *resp)
         switch (kind) {
         case SR_STEP_REQUEST: {
             sr_response_reset(&s->resp);
-            s->headers = sr_transport_easy_setup(b->t, s->easy, st.request, &s->resp);
-            curl_easy_setopt(s->easy, CURLOPT_PRIVATE, (void *)s);
-            if (curl_multi_add_handle(b->multi, s->easy) != CURLM_OK) {
-                curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-                sr_transport_headers_free(s->headers);
-                s->headers = NULL;
+            int ready = sr_transport_easy_setup(b->t, s->easy, st.request, &s->resp);
+            curl_easy_setopt(s->curl, CURLOPT_PRIVATE, (void *)s);
+            if (!ready || curl_multi_add_handle(b->multi, s->curl) != CURLM_OK) {
+                sr_transport_easy_done(s->easy);
                 s->resp.tx_error = SR_TX_OTHER;
                 snprintf(s->resp.tx_message, sizeof s->resp.tx_message, "curl could not start the request");
                 resp = &s->resp;
@@ -104,13 +98,10 @@ static void on_done(batch *b, CURLMsg *msg)
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
     if (!s || !s->used) return;
     CURLcode code = msg->data.result;
-    curl_multi_remove_handle(b->multi, s->easy);
+    curl_multi_remove_handle(b->multi, s->curl);
     s->in_multi = 0;
     b->in_multi--;
     sr_transport_easy_finish(s->easy, (int)code, &s->resp);
-    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, NULL);
-    sr_transport_headers_free(s->headers);
-    s->headers = NULL;
     advance(b, s, &s->resp);
 }
 
@@ -195,6 +186,7 @@ int sr_batch_run(sr_transport *t, sr_op **ops, size_t n, size_t max_in_flight,
     for (size_t i = 0; i < b.nslots; i++) {
         sr_response_init(&b.slots[i].resp);
         if (!(b.slots[i].easy = sr_transport_easy_acquire(t))) ok = 0;
+        else b.slots[i].curl = sr_transport_easy_curl(b.slots[i].easy);
     }
     if (ok) run(&b, n);
     else sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl easy handles)");

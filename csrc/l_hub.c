@@ -58,6 +58,7 @@ l_hub *l_hub_push(lua_State *L, int svc_idx, int batch_idx, const char *name, si
     memset(h, 0, sizeof *h);
     h->svc_ref = LUA_NOREF;
     h->batch_ref = LUA_NOREF;
+    h->scratch_ref = LUA_NOREF;
     luaL_getmetatable(L, SR_HUB_MT);
     lua_setmetatable(L, -2);
     h->svc = lua_touserdata(L, svc_idx);
@@ -196,6 +197,19 @@ static void fill_auth(l_service *s, sr_rest_auth *a)
     }
 }
 
+/* What a hub's reusable op userdata holds between calls: nothing to free, but not NULL, so
+ * the userdata's __gc still frees the response buffers it keeps. */
+static sr_step_kind parked_step(sr_op *op, double now, sr_response *r, sr_step *out)
+{
+    (void)now, (void)r;
+    sr_error_set(&op->err, SR_E_INTERNAL, "this operation has finished");
+    return out->kind = SR_STEP_FAILED;
+}
+static void parked_feed(sr_op *op, const char *v, size_t n, const char *e) { (void)op, (void)v, (void)n, (void)e; }
+static void parked_destroy(sr_op *op) { (void)op; }
+static const sr_op_type parked_type = { "finished", parked_step, parked_feed, parked_destroy };
+static sr_op parked = { &parked_type, { SR_OK, 0, -1, "", "", "" } };
+
 /* Creates the op for call c (body: encoded JSON or NULL, freed here) in the op userdata at
  * u_idx, then runs it (or queues it in the hub's batch). */
 static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *body)
@@ -214,19 +228,45 @@ static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *
     double now = l_hub_now(L, s);
     u->op = sr_rest_op_new(&s->ep, c, &auth, &policy, now, next_seed(now), &err);
     if (body) sr_buf_free(body, 0);
-    if (!u->op) return l_push_error(L, &err);
+    if (!u->op) {
+        if (u == h->scratch) u->op = &parked;
+        return l_push_error(L, &err);
+    }
     if (h->batch_ref != LUA_NOREF) return l_batch_enqueue(L, h, u_idx);
-    return l_service_run_op(L, s, u, u_idx);
+    if (u != h->scratch) return l_service_run_op(L, s, u, u_idx);
+    h->scratch_busy = 1;
+    int n = l_service_run_op(L, s, u, u_idx);
+    /* The results are on the stack: the op can go; the response keeps its buffers for the
+     * next call (the parked op lets the userdata's __gc free them). */
+    u->op->type->destroy(u->op);
+    u->op = &parked;
+    sr_response_reset(&u->resp);
+    h->scratch_busy = 0;
+    return n;
 }
 
-/* Pushes an op userdata that keeps the hub (argument 1) alive for its pusher. */
+/* Pushes the op userdata for a call: the hub's reusable one for a blocking call (no
+ * allocation, no finaliser per call), a fresh one for batches, Lua drivers (which may keep
+ * the op) and calls made from inside a running call. */
 static l_op *new_op(lua_State *L, int (*push)(lua_State *, l_op *), int *u_idx)
 {
-    l_op *u = l_op_new(L);
+    l_hub *h = lua_touserdata(L, 1);
+    l_op *u;
+    if (h->batch_ref == LUA_NOREF && h->svc->driver_ref == LUA_NOREF && !h->scratch_busy) {
+        if (h->scratch_ref == LUA_NOREF) {
+            h->scratch = l_op_new(L);
+            lua_pushvalue(L, -1);
+            h->scratch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        } else {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, h->scratch_ref);
+        }
+        u = h->scratch;
+        u->finished = 0;
+    } else {
+        u = l_op_new(L);
+    }
     *u_idx = lua_gettop(L);
     u->push = push;
-    lua_pushvalue(L, 1);
-    u->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return u;
 }
 
@@ -253,16 +293,7 @@ static int push_token(lua_State *L, l_op *u)
     else
 #endif
         lua_pushnumber(L, exp);
-    /* the client URL the token is for */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, u->ref);
-    l_hub *h = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!h || !h->svc || !h->svc->ready) return 2;
-    sr_buf b;
-    sr_buf_init(&b);
-    sr_endpoint_client_url(&b, &h->svc->ep, h->name, h->len);
-    lua_pushlstring(L, b.data, b.len);
-    sr_buf_free(&b, 0);
+    lua_pushstring(L, sr_rest_result_client_url(u->op));
     return 3;
 }
 
@@ -738,7 +769,9 @@ static int hub_gc(lua_State *L)
     l_hub *h = luaL_checkudata(L, 1, SR_HUB_MT);
     if (h->svc_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, h->svc_ref);
     if (h->batch_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, h->batch_ref);
-    h->svc_ref = h->batch_ref = LUA_NOREF;
+    if (h->scratch_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, h->scratch_ref);
+    h->svc_ref = h->batch_ref = h->scratch_ref = LUA_NOREF;
+    h->scratch = NULL;
     h->svc = NULL;
     return 0;
 }

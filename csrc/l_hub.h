@@ -16,6 +16,9 @@ typedef struct l_hub {
     l_service *svc;             /* kept alive by svc_ref */
     int svc_ref;
     int batch_ref;              /* a batch this hub queues into, or LUA_NOREF */
+    int scratch_ref;            /* an op userdata reused by blocking calls, or LUA_NOREF */
+    l_op *scratch;
+    int scratch_busy;           /* a call is running on it (a callback may call again) */
     size_t len;
     char name[132];
 } l_hub;

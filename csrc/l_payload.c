@@ -22,47 +22,69 @@
 static const char ARRAY_MT_KEY = 'a';   /* registry keys: addresses of these */
 static const char OBJECT_MT_KEY = 'o';
 
+/* Where the encoder is: one step per nesting level, formatted only when a value fails
+ * (building the text for every element would cost more than encoding it). */
+typedef struct path_step {
+    const char *key;            /* object key (anchored on the Lua stack), or NULL */
+    size_t key_len;
+    long long index;            /* array index when key is NULL */
+} path_step;
+
 typedef struct enc {
     lua_State *L;
     sr_buf *b;
     size_t limit;
     l_json_error *e;
-    char path[160];
-    size_t path_len;
+    const char *root;
+    path_step steps[MAX_DEPTH + 2];
+    int depth;
 } enc;
+
+static void format_path(enc *x, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "%s", x->root);
+    for (int i = 0; i < x->depth && n < size - 1; i++) {
+        const path_step *st = &x->steps[i];
+        size_t room = size - n;
+        int w;
+        if (!st->key) {
+            w = snprintf(out + n, room, "[%lld]", st->index);
+        } else {
+            int ident = st->key_len > 0 && st->key_len < 40;
+            for (size_t k = 0; ident && k < st->key_len; k++) {
+                char c = st->key[k];
+                ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (k && c >= '0' && c <= '9');
+            }
+            w = ident ? snprintf(out + n, room, ".%.*s", (int)st->key_len, st->key)
+                      : snprintf(out + n, room, "[\"%.*s\"]", (int)(st->key_len > 40 ? 40 : st->key_len), st->key);
+        }
+        if (w < 0) break;
+        n += (size_t)w < room ? (size_t)w : room - 1;
+    }
+}
 
 static l_json_status fail(enc *x, const char *why)
 {
-    snprintf(x->e->path, sizeof x->e->path, "%s", x->path);
+    format_path(x, x->e->path, sizeof x->e->path);
     snprintf(x->e->why, sizeof x->e->why, "%s", why);
     return L_JSON_BAD_VALUE;
 }
 
 static void path_push_index(enc *x, long long i)
 {
-    if (x->path_len < sizeof x->path - 24)
-        x->path_len += (size_t)snprintf(x->path + x->path_len, sizeof x->path - x->path_len, "[%lld]", i);
+    path_step *st = &x->steps[x->depth++];
+    st->key = NULL;
+    st->index = i;
 }
 
 static void path_push_key(enc *x, const char *k, size_t n)
 {
-    size_t room = sizeof x->path - x->path_len;
-    if (room < 8) return;
-    int ident = n > 0 && n < 40;
-    for (size_t i = 0; ident && i < n; i++) {
-        char c = k[i];
-        ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (i && c >= '0' && c <= '9');
-    }
-    int w = ident ? snprintf(x->path + x->path_len, room, ".%.*s", (int)n, k)
-                  : snprintf(x->path + x->path_len, room, "[\"%.*s\"]", (int)(n > 40 ? 40 : n), k);
-    if (w > 0) x->path_len += (size_t)w < room ? (size_t)w : room - 1;
+    path_step *st = &x->steps[x->depth++];
+    st->key = k;
+    st->key_len = n;
 }
 
-static void path_pop(enc *x, size_t len)
-{
-    x->path_len = len;
-    x->path[len] = '\0';
-}
+static void path_pop(enc *x) { x->depth--; }
 
 /* "array", "object" or NULL from a __jsontype metatable field. */
 static const char *json_type_mark(lua_State *L, int idx)
@@ -98,7 +120,6 @@ static l_json_status encode_number(enc *x, int idx)
 static l_json_status encode_array(enc *x, int idx, long long n, int depth)
 {
     lua_State *L = x->L;
-    size_t mark = x->path_len;
     sr_buf_addc(x->b, '[');
     for (long long i = 1; i <= n; i++) {
         if (i > 1) sr_buf_addc(x->b, ',');
@@ -107,7 +128,7 @@ static l_json_status encode_array(enc *x, int idx, long long n, int depth)
         l_json_status st = encode(x, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
         if (st) return st;
-        path_pop(x, mark);
+        path_pop(x);
     }
     sr_buf_addc(x->b, ']');
     return L_JSON_OK;
@@ -116,7 +137,6 @@ static l_json_status encode_array(enc *x, int idx, long long n, int depth)
 static l_json_status encode_object(enc *x, int idx, int depth)
 {
     lua_State *L = x->L;
-    size_t mark = x->path_len;
     int first = 1;
     sr_buf_addc(x->b, '{');
     lua_pushnil(L);
@@ -140,7 +160,7 @@ static l_json_status encode_object(enc *x, int idx, int depth)
             lua_pop(L, 2);
             return st;
         }
-        path_pop(x, mark);
+        path_pop(x);
         lua_pop(L, 1);
     }
     sr_buf_addc(x->b, '}');
@@ -254,8 +274,8 @@ static void enc_init(enc *x, lua_State *L, sr_buf *b, size_t limit, const char *
     x->b = b;
     x->limit = limit;
     x->e = e;
-    x->path_len = (size_t)snprintf(x->path, sizeof x->path, "%s", root);
-    if (x->path_len >= sizeof x->path) x->path_len = sizeof x->path - 1;
+    x->root = root;
+    x->depth = 0;
     e->path[0] = e->why[0] = '\0';
 }
 

@@ -100,6 +100,7 @@ typedef struct rest_op {
     int reauthorized;           /* a 401 already led to a new Entra token */
     int result;
     char *token;                /* generate_token */
+    char *client_url;           /* generate_token: the URL the token is for */
     double expires_at;
     cJSON *json;                /* list, invoke */
 } rest_op;
@@ -236,6 +237,17 @@ static int add_next_link_query(sr_buf *url, size_t query_at, const sr_str *link,
     return 1;
 }
 
+/* Wipes what a buffer holds (a token), then frees it: only its length, not its capacity. */
+static void wipe_free(sr_buf *b)
+{
+    if (b->oom) {
+        sr_buf_free(b, 1);
+        return;
+    }
+    OPENSSL_cleanse(b->data, b->len);
+    sr_buf_free(b, 0);
+}
+
 static int sign_access_token(rest_op *r, const char *aud, size_t aud_len, double now, sr_error *err)
 {
     sr_signing_key *k = r->auth.key;
@@ -265,8 +277,8 @@ static int sign_access_token(rest_op *r, const char *aud, size_t aud_len, double
         if (!ok) sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
     }
     sr_buf_free(&payload, 0);
-    sr_buf_free(&jws, 1);
-    sr_buf_free(&bearer, 1);
+    wipe_free(&jws);
+    wipe_free(&bearer);
     return ok;
 }
 
@@ -324,11 +336,11 @@ static int set_bearer(sr_request *req, const char *token)
         OPENSSL_cleanse(req->headers[i].value, strlen(req->headers[i].value));
         free(req->headers[i].value);
         req->headers[i].value = nv;
-        sr_buf_free(&v, 1);
+        wipe_free(&v);
         return 1;
     }
     ok = ok && sr_request_add_header(req, "Authorization", v.data, 1);
-    sr_buf_free(&v, 1);
+    wipe_free(&v);
     return ok;
 }
 
@@ -465,7 +477,7 @@ static double jwt_exp(const char *token)
         if (claims && !sr_json_get_number(claims, "exp", &exp)) exp = -1;
         cJSON_Delete(claims);
     }
-    sr_buf_free(&raw, 1);
+    wipe_free(&raw);
     return exp;
 }
 
@@ -615,6 +627,7 @@ static void rest_destroy(sr_op *op)
         free(r->token);
     }
     cJSON_Delete(r->json);
+    free(r->client_url);
     free(r);
 }
 
@@ -651,6 +664,18 @@ sr_op *sr_rest_op_new(const sr_endpoint *ep, const sr_rest_call *call, const sr_
         rest_destroy(&r->base);
         return NULL;
     }
+    if (call->kind == SR_REST_GENERATE_TOKEN) {
+        sr_buf url;
+        sr_buf_init(&url);
+        sr_endpoint_client_url(&url, ep, call->hub.s, call->hub.n);
+        r->client_url = url.oom ? NULL : strdup(url.data);
+        sr_buf_free(&url, 0);
+        if (!r->client_url) {
+            rest_destroy(&r->base);
+            sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
+            return NULL;
+        }
+    }
     /* The signed token is in the request now: the key itself is not kept. */
     r->auth.key = NULL;
     r->access_key = auth->key != NULL;
@@ -666,6 +691,8 @@ const char *sr_rest_result_token(const sr_op *op, double *expires_at)
     if (expires_at) *expires_at = r->expires_at;
     return r->token;
 }
+
+const char *sr_rest_result_client_url(const sr_op *op) { return ((const rest_op *)op)->client_url; }
 
 const cJSON *sr_rest_result_json(const sr_op *op) { return ((const rest_op *)op)->json; }
 

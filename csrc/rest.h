@@ -103,6 +103,8 @@ sr_op *sr_rest_op_new(const sr_endpoint *ep, const sr_rest_call *call, const sr_
 int sr_rest_result_bool(const sr_op *op);
 /* generate_token: the token and its expiry (epoch seconds, the JWT's exp). */
 const char *sr_rest_result_token(const sr_op *op, double *expires_at);
+/* generate_token: the client URL the token is for ({client endpoint}/client/?hub=...). */
+const char *sr_rest_result_client_url(const sr_op *op);
 /* list_group_connections and invoke: the parsed answer (owned by the op). */
 const cJSON *sr_rest_result_json(const sr_op *op);
 /* How many requests the call took (1 + retries). */

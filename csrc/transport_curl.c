@@ -1,10 +1,18 @@
-/* transport_curl.c: performs request descriptions with libcurl. */
+/* transport_curl.c: performs request descriptions with libcurl.
+ *
+ * Each easy handle is configured once (TLS verification, protocols, callbacks, the shared
+ * caches); a request then sets only what varies (URL, method, body, headers, timeouts), so
+ * the per-call cost stays close to a bare libcurl loop. Header lines are laid out in a
+ * buffer the handle owns and linked through its own list nodes: no allocation per call,
+ * and the bearer token is wiped from that buffer as soon as the exchange is over. */
 #include "transport.h"
 
 #include <curl/curl.h>
+#include <curl/header.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef SIGNALR_VERSION
 #define SIGNALR_VERSION "0.1.0"
@@ -13,20 +21,87 @@
 /* Bodies larger than this are refused: no service answer we read comes near it. */
 #define MAX_RESPONSE_BODY (16u * 1024 * 1024)
 
-struct sr_transport {
-    CURL *easy;                 /* sr_transport_perform's handle */
-    CURLSH *share;              /* connections, DNS and TLS sessions shared by all handles */
-    CURLM *multi;               /* batches; created on first use */
-    CURL **pool;                /* idle easy handles for batches */
-    size_t npool, pool_cap;
-    size_t keep;                /* MAXCONNECTS set on the multi handle */
-    struct curl_slist *headers;
-    char *ca_file;
-    sr_transport_opts opts;
+struct sr_easy {
+    CURL *curl;
+    sr_buf lines;               /* "Name: value\0" per header; holds the bearer: wiped after use */
+    struct curl_slist *nodes;   /* our own list nodes pointing into `lines` (curl never frees them) */
+    size_t nnodes;
     char errbuf[CURL_ERROR_SIZE];
 };
 
+struct sr_transport {
+    sr_easy *easy;              /* sr_transport_perform's handle */
+    CURLSH *share;              /* connections, DNS and TLS sessions shared by all handles */
+    CURLM *multi;               /* batches; created on first use */
+    sr_easy **pool;             /* idle handles for batches */
+    size_t npool, pool_cap;
+    size_t keep;                /* MAXCONNECTS set on the multi handle */
+    char *ca_file;
+    sr_transport_opts opts;
+};
+
 static int curl_ready;
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    sr_response *r = ud;
+    size_t len = size * n;
+    if (r->body.len + len > MAX_RESPONSE_BODY) return 0; /* aborts the transfer */
+    sr_buf_add(&r->body, data, len);
+    return r->body.oom ? 0 : len;
+}
+
+/* The answer headers protocol code reads. libcurl keeps every header of an exchange
+ * itself (its header API, 7.83+); copying only these after the exchange spares a callback
+ * and two allocations per header on every call. A Lua driver passes all headers. */
+static const char *const KEPT_HEADERS[] = {
+    "x-ms-error-code", "retry-after", "www-authenticate", "content-type", "x-ms-request-id", "location", NULL,
+};
+
+static void read_headers(CURL *c, sr_response *resp)
+{
+    for (int i = 0; KEPT_HEADERS[i]; i++) {
+        struct curl_header *h = NULL;
+        if (curl_easy_header(c, KEPT_HEADERS[i], 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h && h->value)
+            sr_response_add_header(resp, KEPT_HEADERS[i], strlen(KEPT_HEADERS[i]), h->value, strlen(h->value));
+    }
+}
+
+/* ---- handles ------------------------------------------------------------------------ */
+
+static void easy_free(sr_easy *e)
+{
+    if (!e) return;
+    if (e->curl) curl_easy_cleanup(e->curl);
+    sr_buf_free(&e->lines, 1);
+    free(e->nodes);
+    free(e);
+}
+
+/* A handle with everything that never changes set once. */
+static sr_easy *easy_new(sr_transport *t)
+{
+    sr_easy *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    sr_buf_init(&e->lines);
+    if (!(e->curl = curl_easy_init())) {
+        easy_free(e);
+        return NULL;
+    }
+    CURL *c = e->curl;
+    curl_easy_setopt(c, CURLOPT_SHARE, t->share);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (t->opts.ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, t->opts.ca_file);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "azure-signalr-lua/" SIGNALR_VERSION);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->errbuf);
+    return e;
+}
 
 sr_transport *sr_transport_new(const sr_transport_opts *opts, sr_error *err)
 {
@@ -52,8 +127,7 @@ sr_transport *sr_transport_new(const sr_transport_opts *opts, sr_error *err)
     curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
     curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(t->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    t->easy = sr_transport_easy_acquire(t);
-    if (!t->easy) goto oom;
+    if (!(t->easy = easy_new(t))) goto oom;
     return t;
 oom:
     sr_transport_free(t);
@@ -61,33 +135,20 @@ oom:
     return NULL;
 }
 
-static void free_headers(struct curl_slist **list)
-{
-    /* Header values may hold a bearer token: wipe them before they go back to malloc. */
-    for (struct curl_slist *h = *list; h; h = h->next) OPENSSL_cleanse(h->data, strlen(h->data));
-    curl_slist_free_all(*list);
-    *list = NULL;
-}
-
-void sr_transport_headers_free(void *headers)
-{
-    struct curl_slist *list = headers;
-    free_headers(&list);
-}
-
 void sr_transport_free(sr_transport *t)
 {
     if (!t) return;
     /* Easy handles first, then the multi handle, then the share they all used. */
-    if (t->easy) curl_easy_cleanup(t->easy);
-    for (size_t i = 0; i < t->npool; i++) curl_easy_cleanup(t->pool[i]);
+    easy_free(t->easy);
+    for (size_t i = 0; i < t->npool; i++) easy_free(t->pool[i]);
     free(t->pool);
     if (t->multi) curl_multi_cleanup(t->multi);
     if (t->share) curl_share_cleanup(t->share);
-    free_headers(&t->headers);
     free(t->ca_file);
     free(t);
 }
+
+const sr_transport_opts *sr_transport_options(const sr_transport *t) { return &t->opts; }
 
 void *sr_transport_multi(sr_transport *t)
 {
@@ -102,114 +163,111 @@ void sr_transport_keep_connections(sr_transport *t, size_t n)
     curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)n);
 }
 
-void *sr_transport_easy_acquire(sr_transport *t)
+sr_easy *sr_transport_easy_acquire(sr_transport *t)
 {
     if (t->npool) return t->pool[--t->npool];
-    CURL *easy = curl_easy_init();
-    if (easy) curl_easy_setopt(easy, CURLOPT_SHARE, t->share);
-    return easy;
+    return easy_new(t);
 }
 
-void sr_transport_easy_release(sr_transport *t, void *easy)
+void sr_transport_easy_release(sr_transport *t, sr_easy *e)
 {
-    if (!easy) return;
+    if (!e) return;
     if (t->npool == t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap * 2 : 16;
-        CURL **p = realloc(t->pool, cap * sizeof *p);
+        sr_easy **p = realloc(t->pool, cap * sizeof *p);
         if (!p) {
-            curl_easy_cleanup(easy);
+            easy_free(e);
             return;
         }
         t->pool = p;
         t->pool_cap = cap;
     }
-    t->pool[t->npool++] = easy;
+    t->pool[t->npool++] = e;
 }
 
-const sr_transport_opts *sr_transport_options(const sr_transport *t) { return &t->opts; }
+void *sr_transport_easy_curl(sr_easy *e) { return e->curl; }
 
-static size_t on_body(char *data, size_t size, size_t n, void *ud)
-{
-    sr_response *r = ud;
-    size_t len = size * n;
-    if (r->body.len + len > MAX_RESPONSE_BODY) return 0; /* aborts the transfer */
-    sr_buf_add(&r->body, data, len);
-    return r->body.oom ? 0 : len;
-}
+/* ---- one exchange --------------------------------------------------------------------- */
 
-static size_t on_header(char *data, size_t size, size_t n, void *ud)
+/* Lays out "Name: value" lines (plus "Expect:", which stops a 100-continue round trip, and
+ * "Content-Type:" when a body goes without one, which stops curl's form default) and links
+ * them. Returns the list, or NULL when out of memory. */
+static struct curl_slist *header_list(sr_easy *e, const sr_request *req, int body)
 {
-    sr_response *r = ud;
-    size_t len = size * n;
-    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        /* A new status line (after 100 Continue or a proxy's CONNECT): start over. */
-        for (size_t i = 0; i < r->nheaders; i++) {
-            free(r->headers[i].name);
-            free(r->headers[i].value);
-        }
-        r->nheaders = 0;
-        return len;
+    size_t n = req->nheaders + 2;
+    if (n > e->nnodes) {
+        struct curl_slist *p = realloc(e->nodes, n * sizeof *p);
+        if (!p) return NULL;
+        e->nodes = p;
+        e->nnodes = n;
     }
-    const char *colon = memchr(data, ':', len);
-    if (!colon) return len;
-    const char *v = colon + 1, *end = data + len;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    sr_response_add_header(r, data, (size_t)(colon - data), v, (size_t)(end - v));
-    return len;
+    sr_buf_reset(&e->lines);
+    size_t offsets[64], *off = n <= 64 ? offsets : malloc(n * sizeof *off);
+    if (!off) return NULL;
+    size_t count = 0;
+    int has_type = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        off[count++] = e->lines.len;
+        sr_buf_adds(&e->lines, req->headers[i].name);
+        sr_buf_add(&e->lines, ": ", 2);
+        sr_buf_adds(&e->lines, req->headers[i].value);
+        sr_buf_addc(&e->lines, '\0');
+        if (strcasecmp(req->headers[i].name, "Content-Type") == 0) has_type = 1;
+    }
+    off[count++] = e->lines.len;
+    sr_buf_add(&e->lines, "Expect:", 8);
+    if (body && !has_type) {
+        off[count++] = e->lines.len;
+        sr_buf_add(&e->lines, "Content-Type:", 14);
+    }
+    struct curl_slist *list = NULL;
+    if (!e->lines.oom) {
+        /* Pointers only now: the buffer may have moved while it grew. */
+        for (size_t i = 0; i < count; i++) {
+            e->nodes[i].data = e->lines.data + off[i];
+            e->nodes[i].next = i + 1 < count ? &e->nodes[i + 1] : NULL;
+        }
+        list = e->nodes;
+    }
+    if (off != offsets) free(off);
+    return list;
 }
 
-
-void *sr_transport_easy_setup(sr_transport *t, void *easy_in, const sr_request *req, sr_response *resp)
+int sr_transport_easy_setup(sr_transport *t, sr_easy *e, const sr_request *req, sr_response *resp)
 {
-    CURL *easy = easy_in;
-    curl_easy_reset(easy); /* keeps live connections, DNS and TLS session caches */
-    curl_easy_setopt(easy, CURLOPT_URL, req->url);
-    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (t->opts.ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, t->opts.ca_file);
-    curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, "azure-signalr-lua/" SIGNALR_VERSION);
+    CURL *c = e->curl;
+    e->errbuf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
     double total = req->timeout > 0 ? req->timeout : t->opts.timeout;
     double connect = req->connect_timeout > 0 ? req->connect_timeout : t->opts.connect_timeout;
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(total * 1000));
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect * 1000));
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(easy, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(total * 1000));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(connect * 1000));
 
-    struct curl_slist *list = NULL;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        size_t n = strlen(req->headers[i].name) + strlen(req->headers[i].value) + 3;
-        char *line = malloc(n);
-        if (!line) continue;
-        snprintf(line, n, "%s: %s", req->headers[i].name, req->headers[i].value);
-        struct curl_slist *next = curl_slist_append(list, line);
-        OPENSSL_cleanse(line, n);
-        free(line);
-        if (next) list = next;
-    }
-    /* No "Expect: 100-continue" round trip before small bodies. */
-    struct curl_slist *next = curl_slist_append(list, "Expect:");
-    if (next) list = next;
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list);
-
-    if (strcmp(req->method, "GET") == 0) {
-        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(req->method, "HEAD") == 0) {
-        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    /* The method: every branch sets what the previous request on this handle may have
+     * left (HTTPGET clears NOBODY and a POST body; CUSTOMREQUEST NULL clears a verb). */
+    const char *m = req->method;
+    int is_get = strcmp(m, "GET") == 0, is_head = strcmp(m, "HEAD") == 0, is_post = strcmp(m, "POST") == 0;
+    int body = !is_get && !is_head && (req->body || is_post || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 0L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
     } else {
-        if (strcmp(req->method, "POST") != 0) curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
-        if (req->body || strcmp(req->method, "POST") == 0) {
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-        }
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        if (is_head) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     }
-    return list;
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, is_get || is_head || is_post ? NULL : m);
+
+    struct curl_slist *list = header_list(e, req, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    return list != NULL;
+}
+
+void sr_transport_easy_done(sr_easy *e)
+{
+    OPENSSL_cleanse(e->lines.data, e->lines.len);
+    sr_buf_reset(&e->lines);
 }
 
 static sr_tx_error classify(CURLcode code)
@@ -233,13 +291,15 @@ static sr_tx_error classify(CURLcode code)
     }
 }
 
-void sr_transport_easy_finish(void *easy, int curl_code, sr_response *resp)
+void sr_transport_easy_finish(sr_easy *e, int curl_code, sr_response *resp)
 {
     CURLcode code = (CURLcode)curl_code;
+    sr_transport_easy_done(e);
     if (code == CURLE_OK) {
         long status = 0;
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
         resp->status = (int)status;
+        read_headers(e->curl, resp);
         return;
     }
     resp->status = 0;
@@ -248,20 +308,17 @@ void sr_transport_easy_finish(void *easy, int curl_code, sr_response *resp)
         snprintf(resp->tx_message, sizeof resp->tx_message, "the response was larger than %u bytes",
                  MAX_RESPONSE_BODY);
     else
-        snprintf(resp->tx_message, sizeof resp->tx_message, "%s", curl_easy_strerror(code));
+        snprintf(resp->tx_message, sizeof resp->tx_message, "%s", e->errbuf[0] ? e->errbuf : curl_easy_strerror(code));
 }
 
 void sr_transport_perform(sr_transport *t, const sr_request *req, sr_response *resp)
 {
     sr_response_reset(resp);
-    free_headers(&t->headers);
-    t->headers = sr_transport_easy_setup(t, t->easy, req, resp);
-    t->errbuf[0] = '\0';
-    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
-    CURLcode code = curl_easy_perform(t->easy);
-    sr_transport_easy_finish(t->easy, code, resp);
-    if (code != CURLE_OK && t->errbuf[0])
-        snprintf(resp->tx_message, sizeof resp->tx_message, "%s", t->errbuf);
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
-    free_headers(&t->headers);
+    if (!sr_transport_easy_setup(t, t->easy, req, resp)) {
+        sr_transport_easy_done(t->easy);
+        resp->tx_error = SR_TX_OTHER;
+        snprintf(resp->tx_message, sizeof resp->tx_message, "out of memory");
+        return;
+    }
+    sr_transport_easy_finish(t->easy, curl_easy_perform(t->easy->curl), resp);
 }
