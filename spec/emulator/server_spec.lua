@@ -99,6 +99,37 @@ describe("signalr-emulator listeners", function()
     assert.matches("GET", headers:get("allow"))
   end)
 
+  it("refuses an oversized chunked body with 413 and keeps serving", function()
+    local big = emulator.state_dir() .. "/big-body.txt"
+    local f = assert(io.open(big, "wb"))
+    f:write(("x"):rep(2 * 1024 * 1024))
+    f:close()
+    local out, code = sh(("curl -sS -o /dev/null -w '%%{http_code}' --cacert %s -H 'Transfer-Encoding: chunked' " ..
+      "--data-binary @%s '%s/api/hubs/chat/:send?api-version=2022-06-01'"):format(emu.ca_file, big,
+      emu.resources.signalr1.endpoint))
+    assert.equal(0, code, out)
+    assert.equal("413", out)
+    assert.equal(200, (emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/api/health" }))
+  end)
+
+  it("survives clients that vanish in the middle of a request", function()
+    local cs = require "cqueues.socket"
+    local port = tonumber(emu.resources.signalr1.endpoint:match(":(%d+)$"))
+    for _, partial in ipairs {
+      "POST /api/hubs/chat/:send?api-version=2022-06-01 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n{\"target\"",
+      "GET /api/health HTTP/1.1\r\nHost: loc",
+      "POST /nope HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+    } do
+      local sock = assert(cs.connect { host = "127.0.0.1", port = port })
+      assert(sock:starttls(emulator.client_context(emu.ca_file)))
+      assert(sock:xwrite(partial, "bn"))
+      sock:close()
+    end
+    for _ = 1, 3 do
+      assert.equal(200, (emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/api/health", timeout = 5 }))
+    end
+  end)
+
   it("logs one line per request with method, path, status, never a query or header value", function()
     local secret_query = "access_token=TOPSECRET" .. os.time()
     emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/api/health?" .. secret_query,
