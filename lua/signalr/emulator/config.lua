@@ -114,9 +114,18 @@ function M.read(path)
   return M.decode(text, path)
 end
 
+-- A tenant named by id (any case), name or domain -> its id (lower-case).
 local function resolve_tenant(cfg, ref)
+  if type(ref) ~= "string" then return nil end
+  local want = ref:lower()
   for _, t in ipairs(type(cfg.tenants) == "table" and cfg.tenants or {}) do
-    if type(t) == "table" and (t.id == ref or (t.name ~= nil and t.name == ref)) then return t.id end
+    if type(t) == "table" and type(t.id) == "string" then
+      local names = { t.id, t.name, t.domain }
+      for _, d in ipairs(type(t.domains) == "table" and t.domains or {}) do names[#names + 1] = d end
+      for _, n in ipairs(names) do
+        if type(n) == "string" and n:lower() == want then return t.id:lower() end
+      end
+    end
   end
   return nil
 end

@@ -10,15 +10,12 @@ local rest = require "signalr.emulator.rest"
 local client = require "signalr.emulator.client"
 local admin = require "signalr.emulator.admin"
 local statedir = require "signalr.emulator.statedir"
+local directory_mod = require "signalr.emulator.directory"
+local entra_mod = require "signalr.emulator.entra"
+local rbac_mod = require "signalr.emulator.rbac"
+local mi_mod = require "signalr.emulator.managed_identity"
 
 local M = { _VERSION = "0.1.0" }
-
--- Parts built by the identity side; loaded when present so the service side can run
--- (and be tested) on its own.
-local function optional(name)
-  if package.searchpath(name, package.path) then return require(name) end
-  return nil
-end
 
 local function hex(n)
   return (require "openssl.rand".bytes(n):gsub(".", function(c) return ("%02x"):format(c:byte()) end))
@@ -108,19 +105,15 @@ function M.start(cfg, opts)
   if not secret then return nil, err end
 
   -- identity side
-  local directory_mod, entra_mod = optional "signalr.emulator.directory", optional "signalr.emulator.entra"
-  local rbac_mod, mi_mod = optional "signalr.emulator.rbac", optional "signalr.emulator.managed_identity"
+  cfg.base_dir = opts.base_dir
   local dir
-  if directory_mod then
-    cfg.base_dir = opts.base_dir
-    dir, err = directory_mod.new(cfg)
-    if not dir then return nil, "config: " .. tostring(err) end
-  end
+  dir, err = directory_mod.new(cfg)
+  if not dir then return nil, "config: " .. tostring(err) end
   local authz
-  if rbac_mod and dir then
-    authz, err = rbac_mod.new { directory = dir, config = cfg }
-    if not authz then return nil, "config: " .. tostring(err) end
-  end
+  authz, err = rbac_mod.new { directory = dir, config = cfg }
+  if not authz then return nil, "config: " .. tostring(err) end
+  local mi_ok, mi_err = mi_mod.validate(cfg.managed_identity)
+  if not mi_ok then return nil, "config: " .. tostring(mi_err) end
 
   -- listeners first: the authority URL needs the real port when port 0 was asked
   local main_router = server.router()
@@ -131,16 +124,13 @@ function M.start(cfg, opts)
   if not main then return nil, err end
   local authority = url(scheme, listen.host, main.port)
 
-  local idp
-  if entra_mod and dir then
-    idp = entra_mod.new { directory = dir, clock = clock, settings = settings, authority = authority,
-      state_dir = state_dir }
-  end
+  local idp = entra_mod.new { directory = dir, clock = clock, settings = settings, authority = authority,
+    state_dir = state_dir }
 
   local services = {}
   for _, spec in ipairs(cfg.resources_normalized) do
     local svc = service.new { spec = spec, clock = clock, settings = settings, idp = idp, authz = authz }
-    if not svc.entra_app and dir then svc.entra_app = default_entra_app(cfg, dir, authz, svc) end
+    if not svc.entra_app then svc.entra_app = default_entra_app(cfg, dir, authz, svc) end
     local router = server.router()
     for _, r in ipairs(service.routes(svc)) do router:add(r) end
     for _, r in ipairs(rest.routes(svc)) do router:add(r) end
@@ -154,9 +144,7 @@ function M.start(cfg, opts)
   end
 
   -- main port: Entra ID, admin API, health
-  if idp then
-    for _, r in ipairs(idp:routes()) do main_router:add(r) end
-  end
+  for _, r in ipairs(idp:routes()) do main_router:add(r) end
   for _, r in ipairs(admin.routes { services = services, clock = clock, settings = settings,
     faults = faults, counters = counters, authz = authz, idp = idp, directory = dir, secret = secret }) do
     main_router:add(r)
@@ -164,24 +152,17 @@ function M.start(cfg, opts)
   main_router:add { method = { "HEAD", "GET" }, template = "/api/health", handler = service.health }
 
   -- managed identity endpoints: plain HTTP on 127.0.0.1, as IMDS is plain HTTP on Azure
-  local imds_url, identity_header_file
-  if mi_mod and idp then
-    if mi_mod.validate then
-      local vok, verr = mi_mod.validate(cfg.managed_identity)
-      if not vok then srv:close() return nil, "config: " .. tostring(verr) end
-    end
-    local mi = mi_mod.new { directory = dir, idp = idp, clock = clock, settings = settings,
-      config = cfg.managed_identity, state_dir = state_dir }
-    identity_header_file = mi.identity_header_file and mi:identity_header_file()
-    local imds_router = server.router()
-    for _, r in ipairs(mi:routes()) do imds_router:add(r) end
-    imds_router:add { method = { "HEAD", "GET" }, template = "/api/health", handler = service.health }
-    local l
-    l, err = srv:listen { name = "imds", addresses = { "127.0.0.1" }, port = listen.imds_port,
-      router = imds_router }
-    if not l then srv:close() return nil, err end
-    imds_url = url("http", "127.0.0.1", l.port)
-  end
+  local mi = mi_mod.new { directory = dir, idp = idp, clock = clock, settings = settings,
+    config = cfg.managed_identity, state_dir = state_dir }
+  local imds_router = server.router()
+  for _, r in ipairs(mi:routes()) do imds_router:add(r) end
+  imds_router:add { method = { "HEAD", "GET" }, template = "/api/health", handler = service.health }
+  local imds
+  imds, err = srv:listen { name = "imds", addresses = { "127.0.0.1" }, port = listen.imds_port,
+    router = imds_router }
+  if not imds then srv:close() return nil, err end
+  local imds_url = url("http", "127.0.0.1", imds.port)
+  local identity_header_file = mi:identity_header_file()
 
   local cq = cqueues.new()
   srv:attach(cq)

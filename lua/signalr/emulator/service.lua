@@ -81,6 +81,10 @@ end
 -- Temporary access keys (GET /api/v1/auth/accessKey)
 
 function Service:issue_temp_key(principal)
+  local now = self.clock:now()
+  for id, t in pairs(self.temp_keys) do
+    if t.expires_at <= now then self.temp_keys[id] = nil end
+  end
   local kid = config.uuid()
   local key = config.new_access_key()
   self.temp_keys[kid] = { key = key, expires_at = self.clock:now() + self.settings.temp_key_lifetime,
