@@ -21,6 +21,21 @@ describe("signalr-emulator launcher", function()
     end
   end)
 
+  it("prints its version", function()
+    local out, code = sh("lua5.4 " .. emulator.BIN .. " --version")
+    assert.equal(0, code)
+    assert.matches("^signalr%-emulator %d+%.%d+%.%d+\n$", out)
+  end)
+
+  it("logs no request lines with --quiet", function()
+    local emu = emulator.start { args = { "--quiet" } }
+    assert.equal(200, (emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/api/health" }))
+    local _, counters = emu:admin("GET", "/admin/counters")
+    assert.equal(1, counters.routes["GET /api/health"]["200"])
+    assert.is_true((emu:stop()))
+    assert.equal("", emu:log())
+  end)
+
   it("refuses an unknown option with status 2 and a hint", function()
     local out, code = sh("lua5.4 " .. emulator.BIN .. " --bogus")
     assert.equal(2, code)
