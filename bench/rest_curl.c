@@ -86,10 +86,10 @@ static double run_multi(const char *url, double secs, int n, struct curl_slist *
         setup(easy[i], url, headers);
         curl_multi_add_handle(m, easy[i]);
     }
-    long count = 0;
+    long count = 0, fixed = fixed_count();
     double start = now(), t = start;
     int running = n;
-    while (t - start < secs) {
+    while (fixed ? count < fixed : t - start < secs) {
         curl_multi_perform(m, &running);
         CURLMsg *msg;
         int left;

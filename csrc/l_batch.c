@@ -9,6 +9,7 @@
  *     -- r[1], ..., r[r.n]: what the direct call returns; r.err on failure
  *   end
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "batch.h"
@@ -16,13 +17,34 @@
 
 #define DEFAULT_IN_FLIGHT 16
 
+typedef struct queued {
+    sr_op *op;
+    int (*push)(lua_State *L, l_op *u);
+} queued;
+
+/* Queued ops live in C arrays, not in Lua userdata: a batch of thousands costs no
+ * finalisers and no garbage. */
+typedef struct op_list {
+    queued *v;
+    size_t n, cap;
+} op_list;
+
 typedef struct l_batch {
     l_service *svc;             /* kept alive by svc_ref */
     int svc_ref;
-    int list_ref;               /* a table of queued op userdata */
-    int count;
+    op_list queue;              /* waiting for run() */
+    op_list running;            /* taken by run(); destroyed when run() is done (or at __gc) */
     int max_in_flight;
 } l_batch;
+
+static void list_clear(op_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].op) l->v[i].op->type->destroy(l->v[i].op);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
 
 static l_batch *check_batch(lua_State *L)
 {
@@ -57,15 +79,13 @@ static int service_batch(lua_State *L)
     }
     l_batch *b = lua_newuserdata(L, sizeof *b);
     memset(b, 0, sizeof *b);
-    b->svc_ref = b->list_ref = LUA_NOREF;
+    b->svc_ref = LUA_NOREF;
     luaL_getmetatable(L, SR_BATCH_MT);
     lua_setmetatable(L, -2);
     b->svc = s;
     b->max_in_flight = max;
     lua_pushvalue(L, 1);
     b->svc_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L);
-    b->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 1;
 }
 
@@ -83,16 +103,29 @@ static int batch_hub(lua_State *L)
     return 1;
 }
 
-int l_batch_enqueue(lua_State *L, l_hub *h, int u_idx)
+int l_batch_enqueue(lua_State *L, l_hub *h, sr_op *op, int (*push)(lua_State *, l_op *))
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->batch_ref);
     l_batch *b = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->list_ref);
-    lua_pushvalue(L, u_idx);
-    lua_rawseti(L, -2, ++b->count);
-    lua_pop(L, 1);
-    lua_pushinteger(L, b->count);
+    op_list *q = &b->queue;
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        queued *v = realloc(q->v, cap * sizeof *v);
+        if (!v) {
+            op->type->destroy(op);
+            sr_error err;
+            sr_error_clear(&err);
+            sr_error_set(&err, SR_E_NO_MEMORY, "out of memory");
+            return l_push_error(L, &err);
+        }
+        q->v = v;
+        q->cap = cap;
+    }
+    q->v[q->n].op = op;
+    q->v[q->n].push = push;
+    q->n++;
+    lua_pushinteger(L, (lua_Integer)q->n);
     return 1;
 }
 
@@ -134,7 +167,10 @@ static void hook_callback(void *ud, sr_op *op, int ref)
 /* Stores the values [first, top] as { ..., n = count, err = <err on failure> }. */
 static void store_result(lua_State *L, int results, int i, int first)
 {
-    int top = lua_gettop(L), n = top - first + 1;
+    int top = lua_gettop(L);
+    while (top > first && lua_isnil(L, top)) top--; /* a Lua driver may return padding nils */
+    int n = top - first + 1;
+    lua_settop(L, top);
     lua_createtable(L, n, 2);
     for (int k = 0; k < n; k++) {
         lua_pushvalue(L, first + k);
@@ -156,52 +192,51 @@ static int batch_run(lua_State *L)
     l_batch *b = check_batch(L);
     l_service *s = b->svc;
     lua_settop(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->list_ref);
-    int list = 2;
-    int n = b->count;
     /* the queue starts afresh: calls made while running go to the next run */
-    lua_newtable(L);
-    lua_rawseti(L, LUA_REGISTRYINDEX, b->list_ref);
-    b->count = 0;
-    lua_createtable(L, n, 0);
-    int results = 3;
+    list_clear(&b->running);
+    b->running = b->queue;
+    memset(&b->queue, 0, sizeof b->queue);
+    op_list *r = &b->running;
+    size_t n = r->n;
+    lua_createtable(L, (int)n, 0);
+    int results = 2;
     luaL_checkstack(L, 16, "batch results");
 
     if (s->driver_ref != LUA_NOREF) {
         /* A Lua driver (OpenResty) runs each op itself, one after the other. */
-        for (int i = 1; i <= n; i++) {
-            lua_rawgeti(L, list, i);
+        for (size_t i = 0; i < n; i++) {
+            l_op *u = l_op_new(L);
             int u_idx = lua_gettop(L);
-            l_service_run_op(L, s, lua_touserdata(L, u_idx), u_idx);
-            store_result(L, results, i, u_idx + 1);
+            u->op = r->v[i].op; /* the userdata owns it from here */
+            u->push = r->v[i].push;
+            r->v[i].op = NULL;
+            l_service_run_op(L, s, u, u_idx);
+            store_result(L, results, (int)i + 1, u_idx + 1);
             lua_settop(L, results);
         }
+        list_clear(r);
         return 1;
     }
     sr_error err;
     sr_error_clear(&err);
     if (!s->transport && !(s->transport = sr_transport_new(&s->topts, &err))) return l_push_error(L, &err);
-    sr_op **ops = lua_newuserdata(L, (n ? (size_t)n : 1) * sizeof *ops);
-    sr_step_kind *final = lua_newuserdata(L, (n ? (size_t)n : 1) * sizeof *final);
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, list, i);
-        ops[i - 1] = ((l_op *)lua_touserdata(L, -1))->op;
-        lua_pop(L, 1);
-    }
+    sr_op **ops = lua_newuserdata(L, (n ? n : 1) * sizeof *ops);
+    sr_step_kind *final = lua_newuserdata(L, (n ? n : 1) * sizeof *final);
+    for (size_t i = 0; i < n; i++) ops[i] = r->v[i].op;
     run_ctx ctx = { L, s };
     sr_batch_hooks hooks = { hook_now, hook_callback, &ctx };
-    int ok = sr_batch_run(s->transport, ops, (size_t)n, (size_t)b->max_in_flight, &hooks, final, &err);
+    sr_batch_run(s->transport, ops, n, (size_t)b->max_in_flight, &hooks, final, &err);
     int base = lua_gettop(L);
-    for (int i = 1; i <= n; i++) {
-        lua_rawgeti(L, list, i);
-        l_op *u = lua_touserdata(L, -1);
-        u->finished = 1;
-        if (final[i - 1] == SR_STEP_DONE) u->push(L, u);
-        else l_push_error(L, final[i - 1] == SR_STEP_FAILED ? &u->op->err : &err);
-        store_result(L, results, i, base + 2);
+    l_op u;
+    memset(&u, 0, sizeof u);
+    for (size_t i = 0; i < n; i++) {
+        u.op = r->v[i].op;
+        if (final[i] == SR_STEP_DONE) r->v[i].push(L, &u);
+        else l_push_error(L, final[i] == SR_STEP_FAILED ? &u.op->err : &err);
+        store_result(L, results, (int)i + 1, base + 1);
         lua_settop(L, base);
     }
-    (void)ok;
+    list_clear(r);
     lua_settop(L, results);
     return 1;
 }
@@ -209,7 +244,7 @@ static int batch_run(lua_State *L)
 static int batch_len(lua_State *L)
 {
     l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
-    lua_pushinteger(L, b->count);
+    lua_pushinteger(L, (lua_Integer)b->queue.n);
     return 1;
 }
 
@@ -217,17 +252,17 @@ static int batch_gc(lua_State *L)
 {
     l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
     if (b->svc_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, b->svc_ref);
-    if (b->list_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, b->list_ref);
-    b->svc_ref = b->list_ref = LUA_NOREF;
+    b->svc_ref = LUA_NOREF;
     b->svc = NULL;
-    b->count = 0;
+    list_clear(&b->queue);
+    list_clear(&b->running);
     return 0;
 }
 
 static int batch_tostring(lua_State *L)
 {
     l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
-    lua_pushfstring(L, "signalr.batch (%d queued, %d in flight at most)", b->count, b->max_in_flight);
+    lua_pushfstring(L, "signalr.batch (%d queued, %d in flight at most)", (int)b->queue.n, b->max_in_flight);
     return 1;
 }
 

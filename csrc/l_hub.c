@@ -232,7 +232,11 @@ static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *
         if (u == h->scratch) u->op = &parked;
         return l_push_error(L, &err);
     }
-    if (h->batch_ref != LUA_NOREF) return l_batch_enqueue(L, h, u_idx);
+    if (h->batch_ref != LUA_NOREF) {
+        sr_op *op = u->op;
+        u->op = &parked; /* the batch owns it now */
+        return l_batch_enqueue(L, h, op, u->push);
+    }
     if (u != h->scratch) return l_service_run_op(L, s, u, u_idx);
     h->scratch_busy = 1;
     int n = l_service_run_op(L, s, u, u_idx);
@@ -245,14 +249,14 @@ static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *
     return n;
 }
 
-/* Pushes the op userdata for a call: the hub's reusable one for a blocking call (no
- * allocation, no finaliser per call), a fresh one for batches, Lua drivers (which may keep
- * the op) and calls made from inside a running call. */
+/* Pushes the op userdata for a call: the hub's reusable one for a blocking call or a
+ * queued one (no allocation, no finaliser per call), a fresh one for Lua drivers (which
+ * may keep the op) and for calls made from inside a running call. */
 static l_op *new_op(lua_State *L, int (*push)(lua_State *, l_op *), int *u_idx)
 {
     l_hub *h = lua_touserdata(L, 1);
     l_op *u;
-    if (h->batch_ref == LUA_NOREF && h->svc->driver_ref == LUA_NOREF && !h->scratch_busy) {
+    if (h->batch_ref != LUA_NOREF || (h->svc->driver_ref == LUA_NOREF && !h->scratch_busy)) {
         if (h->scratch_ref == LUA_NOREF) {
             h->scratch = l_op_new(L);
             lua_pushvalue(L, -1);

@@ -50,8 +50,9 @@ SR_HIDDEN double l_hub_now(lua_State *L, l_service *s);
 /* Pushes a hub object for `name` bound to the service at svc_idx (and to the batch at
  * batch_idx when not 0). */
 SR_HIDDEN l_hub *l_hub_push(lua_State *L, int svc_idx, int batch_idx, const char *name, size_t len);
-/* Queues the op userdata at u_idx into the batch behind hub h; pushes its position. */
-SR_HIDDEN int l_batch_enqueue(lua_State *L, l_hub *h, int u_idx);
+/* Queues op (ownership moves to the batch behind hub h, whose results `push` will give);
+ * pushes its position, or nil, err when out of memory (the op is then destroyed). */
+SR_HIDDEN int l_batch_enqueue(lua_State *L, l_hub *h, sr_op *op, int (*push)(lua_State *, l_op *));
 SR_HIDDEN void l_batch_open(lua_State *L);
 SR_HIDDEN void l_hub_open(lua_State *L);
 

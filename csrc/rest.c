@@ -119,14 +119,22 @@ static int all_blank(const char *s, size_t n)
     return 1;
 }
 
+/* Which path segments an operation's path names ({u}, {g}, {c}). */
+static int path_has(const op_spec *sp, char which)
+{
+    for (const char *p = sp->path; *p; p++)
+        if (p[0] == '{' && p[1] == which) return 1;
+    return 0;
+}
+
 static int check_call(const op_spec *sp, const sr_rest_call *c, sr_error *err)
 {
     if (!sr_check_name(c->hub.s ? c->hub.s : "", c->hub.s ? c->hub.n : 0, "hub", err)) return 0;
-    if (strstr(sp->path, "{u}") && (!c->user.s || c->user.n == 0))
+    if (path_has(sp, 'u') && (!c->user.s || c->user.n == 0))
         return sr_error_set(err, SR_E_INVALID_ARGUMENT, "%s: the user id is empty", sp->name);
-    if (strstr(sp->path, "{c}") && (!c->connection.s || c->connection.n == 0))
+    if (path_has(sp, 'c') && (!c->connection.s || c->connection.n == 0))
         return sr_error_set(err, SR_E_INVALID_ARGUMENT, "%s: the connection id is empty", sp->name);
-    if (strstr(sp->path, "{g}")) {
+    if (path_has(sp, 'g')) {
         if (!c->group.s || c->group.n == 0 || all_blank(c->group.s, c->group.n))
             return sr_error_set(err, SR_E_INVALID_ARGUMENT, "%s: the group name is empty or blank", sp->name);
         if (c->group.n > SR_REST_MAX_GROUP)
