@@ -259,8 +259,11 @@ function M.start(opts)
   write_file(config_file, assert(cjson.encode(cfg)))
   local env = ""
   for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. shell_quote(v) .. " " end
+  -- the emulator is Lua 5.4: under LuaJIT, LUA_PATH/LUA_CPATH name 5.1 modules it must
+  -- not load (LUA_PATH_5_4/LUA_CPATH_5_4, when set, still apply)
+  local unset = _VERSION ~= "Lua 5.4" and "env -u LUA_PATH -u LUA_CPATH " or ""
   local cmd = table.concat({
-    "exec", env .. shell_quote(M.LUA), shell_quote(M.BIN), "--config", shell_quote(config_file),
+    "exec", unset .. env .. shell_quote(M.LUA), shell_quote(M.BIN), "--config", shell_quote(config_file),
     "--state-dir", shell_quote(dir), "--ready-json", "--log-file", shell_quote(log_file),
     "--watch-pid", my_pid() or "1", table.concat(opts.args or {}, " "),
     "2>>" .. shell_quote(log_file),
