@@ -28,6 +28,9 @@ typedef struct batch {
     size_t nslots;
     size_t active;              /* slots in use */
     size_t in_multi;            /* requests in flight */
+    size_t sleeping;            /* slots waiting before a retry */
+    size_t next;                /* the next op to start */
+    size_t n;
 } batch;
 
 static double mono_now(void)
@@ -45,6 +48,7 @@ static void release_slot(batch *b, slot *s)
         s->in_multi = 0;
         b->in_multi--;
     }
+    if (s->sleeping) b->sleeping--;
     s->used = 0;
     s->sleeping = 0;
     b->active--;
@@ -78,6 +82,7 @@ static void advance(batch *b, slot *s, sr_response *resp)
         }
         case SR_STEP_SLEEP:
             s->sleeping = 1;
+            b->sleeping++;
             s->wake_at = mono_now() + (st.seconds > 0 ? st.seconds : 0);
             return;
         case SR_STEP_CALLBACK:
@@ -92,6 +97,19 @@ static void advance(batch *b, slot *s, sr_response *resp)
     }
 }
 
+/* Gives a free slot the next op, as the raw multi loop re-adds a handle at once. Ops
+ * that finish without a request (refused arguments are caught earlier, but a credential
+ * can fail at once) free the slot again, so keep going. */
+static void start_next(batch *b, slot *s)
+{
+    while (!s->used && b->next < b->n) {
+        s->used = 1;
+        s->index = b->next++;
+        b->active++;
+        advance(b, s, NULL);
+    }
+}
+
 static void on_done(batch *b, CURLMsg *msg)
 {
     slot *s = NULL;
@@ -103,15 +121,28 @@ static void on_done(batch *b, CURLMsg *msg)
     b->in_multi--;
     sr_transport_easy_finish(s->easy, (int)code, &s->resp);
     advance(b, s, &s->resp);
+    start_next(b, s);
 }
 
-/* Milliseconds until the earliest sleeper wakes (at most 1 s), 0 when one is due. */
-static int wait_ms(batch *b, double now)
+/* Wakes the ops whose pause is over; returns milliseconds until the next one wakes (at
+ * most 1 s). */
+static int wake_sleepers(batch *b)
 {
-    double next = now + 1.0;
-    for (size_t i = 0; i < b->nslots; i++)
-        if (b->slots[i].used && b->slots[i].sleeping && b->slots[i].wake_at < next) next = b->slots[i].wake_at;
-    double ms = (next - now) * 1000.0;
+    if (!b->sleeping) return 1000;
+    double now = mono_now(), next = now + 1.0;
+    for (size_t i = 0; i < b->nslots; i++) {
+        slot *s = &b->slots[i];
+        if (!s->used || !s->sleeping) continue;
+        if (s->wake_at <= now) {
+            s->sleeping = 0;
+            b->sleeping--;
+            advance(b, s, NULL);
+            start_next(b, s);
+        } else if (s->wake_at < next) {
+            next = s->wake_at;
+        }
+    }
+    double ms = (next - mono_now()) * 1000.0;
     return ms <= 0 ? 0 : (int)(ms + 0.999);
 }
 
@@ -121,28 +152,10 @@ static void sleep_ms(int ms)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
-static void run(batch *b, size_t n)
+static void run(batch *b)
 {
-    size_t next = 0;
-    while (next < n || b->active > 0) {
-        /* Start ops while there is room. */
-        for (size_t i = 0; i < b->nslots && next < n; i++) {
-            slot *s = &b->slots[i];
-            if (s->used) continue;
-            s->used = 1;
-            s->index = next++;
-            b->active++;
-            advance(b, s, NULL);
-        }
-        /* Wake the ops whose pause is over. */
-        double now = mono_now();
-        for (size_t i = 0; i < b->nslots; i++) {
-            slot *s = &b->slots[i];
-            if (s->used && s->sleeping && s->wake_at <= now) {
-                s->sleeping = 0;
-                advance(b, s, NULL);
-            }
-        }
+    for (size_t i = 0; i < b->nslots; i++) start_next(b, &b->slots[i]);
+    while (b->active > 0) {
         if (b->in_multi) {
             int running = 0;
             curl_multi_perform(b->multi, &running);
@@ -151,10 +164,8 @@ static void run(batch *b, size_t n)
             while ((msg = curl_multi_info_read(b->multi, &left)))
                 if (msg->msg == CURLMSG_DONE) on_done(b, msg);
         }
-        if (!b->active && next >= n) break;
-        /* Something finished: refill before waiting. */
-        if (b->active < b->nslots && next < n) continue;
-        int ms = wait_ms(b, mono_now());
+        int ms = wake_sleepers(b);
+        if (!b->active) break;
         if (b->in_multi) curl_multi_poll(b->multi, NULL, 0, ms, NULL);
         else if (ms > 0) sleep_ms(ms);
     }
@@ -188,7 +199,8 @@ int sr_batch_run(sr_transport *t, sr_op **ops, size_t n, size_t max_in_flight,
         if (!(b.slots[i].easy = sr_transport_easy_acquire(t))) ok = 0;
         else b.slots[i].curl = sr_transport_easy_curl(b.slots[i].easy);
     }
-    if (ok) run(&b, n);
+    b.n = n;
+    if (ok) run(&b);
     else sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl easy handles)");
     for (size_t i = 0; i < b.nslots; i++) {
         slot *s = &b.slots[i];
