@@ -92,13 +92,15 @@ describe("admin resources, clock, settings, tokens", function()
   end)
 
   it("issues Entra tokens for any principal of a tenant", function()
-    local status, body = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id, principal_id = emu.world.user })
+    local status, body = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id,
+        principal_id = emu.world.user })
     assert.equal(200, status)
     local t = assert(jwt.decode(body.access_token))
     assert.equal(emu.world.tenant_id, t.claims.tid)
     assert.equal(emu.world.user, t.claims.oid)
     assert.equal("https://signalr.azure.com", t.claims.aud)
-    assert.equal(404, (emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id, principal_id = emu.world.other_user })))
+    assert.equal(404, (emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id,
+        principal_id = emu.world.other_user })))
     assert.equal(400, (emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id })))
   end)
 
@@ -126,7 +128,8 @@ describe("fault injection and counters", function()
 
   it("answers a status a given number of times, then normally", function()
     local status, rule = emu:admin("POST", "/admin/faults",
-      { route = "/api/hubs/{hub}/:send", method = "POST", resource = "signalr1", kind = "status", status = 503, count = 2 })
+      { route = "/api/hubs/{hub}/:send", method = "POST", resource = "signalr1", kind = "status", status = 503,
+          count = 2 })
     assert.equal(201, status)
     assert.is_string(rule.id)
     for _ = 1, 2 do
@@ -142,7 +145,8 @@ describe("fault injection and counters", function()
   end)
 
   it("throttles with 429 and Retry-After, and can carry a custom body", function()
-    emu:admin("POST", "/admin/faults", { route = "/api/hubs/{hub}/:send", kind = "throttle", retry_after = 7, count = 1 })
+    emu:admin("POST", "/admin/faults", { route = "/api/hubs/{hub}/:send", kind = "throttle", retry_after = 7,
+        count = 1 })
     local status, h, body = send()
     assert.equal(429, status)
     assert.equal("7", h:get("retry-after"))
@@ -164,7 +168,8 @@ describe("fault injection and counters", function()
 
   it("drops the connection without an answer (reset), then recovers", function()
     emu:admin("POST", "/admin/faults", { route = "/api/health", kind = "reset", count = 1 })
-    local p = io.popen(("curl -sS -o /dev/null --cacert %s %s/api/health 2>&1; echo \"exit=$?\""):format(emu.ca_file, res.endpoint))
+    local cmd = "curl -sS -o /dev/null --cacert %s %s/api/health 2>&1; echo \"exit=$?\""
+    local p = io.popen(cmd:format(emu.ca_file, res.endpoint))
     local out = p:read("*a")
     p:close()
     assert.matches("exit=52", out)   -- curl: empty reply from server

@@ -74,7 +74,8 @@ describe("access-key tokens", function()
       { "no exp", signing.rest(k, aud, { no_exp = true }) },
       { "two parts", "abc.def" },
       { "bad base64", "a*b.c*d.e*f" },
-      { "alg none", jwt.base64url_encode('{"alg":"none"}') .. "." .. jwt.base64url_encode(cjson.encode { aud = aud, exp = now + 60 }) .. "." },
+      { "alg none", jwt.base64url_encode('{"alg":"none"}') .. "." ..
+        jwt.base64url_encode(cjson.encode { aud = aud, exp = now + 60 }) .. "." },
       { "RS256 from nowhere", jwt.encode({ alg = "RS256", typ = "JWT" }, { aud = aud, exp = now + 60 },
         require "openssl.pkey".new { type = "RSA", bits = 1024 }) },
       { "huge", ("a"):rep(6000) .. "." .. ("b"):rep(6000) .. ".c" },
@@ -129,7 +130,8 @@ describe("local auth switch", function()
     status, _, body = call(emu, res, "POST", path, { token = token, body = SEND })
     assert.equal(401, status)
     assert.matches("local authentication is disabled", cjson.decode(body).message)
-    local c, err, neg_status = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = client_token, ca_file = emu.ca_file }
+    local c, err, neg_status = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = client_token,
+        ca_file = emu.ca_file }
     assert.is_nil(c, err)
     assert.equal(401, neg_status)
     -- Entra still works
@@ -143,7 +145,8 @@ describe("local auth switch", function()
     assert.are_not.equal(old[2], view.access_keys[2])
     assert.matches("AccessKey=" .. view.access_keys[1]:gsub("%p", "%%%0"), view.connection_strings.access_key)
     assert.equal(401, call(emu, res, "POST", path, { token = token, body = SEND }))
-    assert.equal(202, call(emu, res, "POST", path, { token = signing.rest(view.access_keys[2], res.endpoint .. path), body = SEND }))
+    assert.equal(202, call(emu, res, "POST", path, { token = signing.rest(view.access_keys[2],
+        res.endpoint .. path), body = SEND }))
     assert.equal(400, (emu:admin("POST", "/admin/resources/signalr1/local-auth", { enabled = "no" })))
     assert.equal(404, (emu:admin("POST", "/admin/resources/nope/local-auth", { enabled = true })))
   end)
@@ -202,12 +205,14 @@ describe("temporary access keys", function()
       token = signing.rest(k.AccessKey, res.endpoint .. path, { kid = k.KeyId }) }))
     -- a wrong key under a real kid fails
     local forged = signing.client("forged-key-forged-key-forged-key", res.endpoint, "chat", { kid = k.KeyId })
-    local _, _, neg = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = forged, ca_file = emu.ca_file }
+    local _, _, neg = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = forged,
+        ca_file = emu.ca_file }
     assert.equal(401, neg)
     assert.equal(200, (emu:admin("POST", "/admin/clock", { advance = 601 })))
     local _, clock = emu:admin("GET", "/admin/clock")
     token = signing.client(k.AccessKey, res.endpoint, "chat", { user = "temp", kid = k.KeyId, now = clock.now })
-    local c2, err, st = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = token, ca_file = emu.ca_file }
+    local c2, err, st = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = token,
+        ca_file = emu.ca_file }
     assert.is_nil(c2)
     assert.equal(401, st)
     assert.matches("expired", err)
@@ -271,7 +276,8 @@ describe("RBAC per REST operation", function()
     local defs = {}
     for i, op in ipairs(OPERATIONS) do
       defs[#defs + 1] = { name = "only-" .. i, data_actions = { PREFIX .. op[3] } }
-      defs[#defs + 1] = { name = "all-but-" .. i, data_actions = { PREFIX .. "*" }, not_data_actions = { PREFIX .. op[3] } }
+      defs[#defs + 1] = { name = "all-but-" .. i, data_actions = { PREFIX .. "*" },
+          not_data_actions = { PREFIX .. op[3] } }
     end
     emu = emulator.start { config = { role_definitions = defs } }
     res = emu.resources.signalr1
@@ -322,7 +328,8 @@ describe("RBAC per REST operation", function()
     assert.equal(403, (call(emu, res, "POST", "/api/hubs/h/:send", { token = token, body = SEND })))
     unassign(a.id)
     status, a = emu:admin("POST", "/admin/role-assignments", { principal_id = emu.world.reader_sp,
-      role = "SignalR REST API Owner", scope = "/subscriptions/" .. emu.world.subscription .. "/resourceGroups/emulator-rg" })
+      role = "SignalR REST API Owner",
+      scope = "/subscriptions/" .. emu.world.subscription .. "/resourceGroups/emulator-rg" })
     assert.equal(201, status)
     assert.equal(202, (call(emu, res, "POST", "/api/hubs/h/:send", { token = token, body = SEND })))
     assert.equal(403, (call(emu, res, "GET", "/api/v1/auth/accessKey", { token = token, query = "" })))

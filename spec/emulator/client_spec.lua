@@ -28,7 +28,8 @@ end
 local function rest(method, path, body)
   local url = res.endpoint .. path .. "?api-version=2024-12-01"
   return emu:request { method = method, url = url, body = body,
-    headers = { authorization = "Bearer " .. signing.rest(key, res.endpoint .. path), ["content-type"] = "application/json" } }
+    headers = { authorization = "Bearer " .. signing.rest(key, res.endpoint .. path),
+        ["content-type"] = "application/json" } }
 end
 
 -- Waits until the emulator no longer lists the connection (each check is a round trip).
@@ -82,7 +83,8 @@ describe("negotiate", function()
     local cases = {
       { "aud with port", signing.client(key, res.endpoint, "chat", { aud = res.endpoint .. "/client/?hub=chat" }) },
       { "aud of another hub", signing.client(key, res.endpoint, "other") },
-      { "aud of another host", signing.client(key, res.endpoint, "chat", { aud = "https://example.com/client/?hub=chat" }) },
+      { "aud of another host", signing.client(key, res.endpoint, "chat",
+          { aud = "https://example.com/client/?hub=chat" }) },
       { "aud of another path", signing.client(key, res.endpoint, "chat", { aud = "https://localhost/api/?hub=chat" }) },
       { "expired", signing.client(key, res.endpoint, "chat", { now = now - 7200, lifetime = 60 }) },
       { "not yet valid", signing.client(key, res.endpoint, "chat", { nbf = now + 600 }) },
@@ -150,7 +152,8 @@ describe("hub protocol", function()
       ca_file = emu.ca_file, protocol = "messagepack" }
     assert.is_nil(c)
     assert.matches("Requested protocol 'messagepack' is not available", err)
-    c, err = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = token, ca_file = emu.ca_file, version = 2 }
+    c, err = hub_client.connect { endpoint = res.endpoint, hub = "chat", token = token, ca_file = emu.ca_file,
+        version = 2 }
     assert.is_nil(c)
     assert.matches("does not support version 2", err)
   end)

@@ -42,7 +42,8 @@ describe("examples/emulator.json", function()
     local _, body = emu:admin("GET", "/admin/resources")
     local by = {}
     for _, r in ipairs(body.resources) do by[r.name] = r end
-    assert.matches("/resourceGroups/chat%-rg/providers/Microsoft%.SignalRService/SignalR/signalr1$", by.signalr1.resource_id)
+    assert.matches("/resourceGroups/chat%-rg/providers/Microsoft%.SignalRService/SignalR/signalr1$",
+        by.signalr1.resource_id)
     assert.is_true(by.signalr1.local_auth)
     assert.is_false(by.signalr2.local_auth)
     assert.same({}, by.signalr2.access_keys)
@@ -106,7 +107,8 @@ describe("the default world", function()
     local app = generated.tenants[1].apps[1]
     local form = "grant_type=client_credentials&client_id=" .. app.client_id ..
       "&client_secret=" .. app.secrets[1] .. "&scope=https%3A%2F%2Fsignalr.azure.com%2F.default"
-    local status, _, body = emulator.http { method = "POST", url = r2.authority .. "/" .. r2.resources.signalr1.tenant_id ..
+    local status, _, body = emulator.http { method = "POST",
+        url = r2.authority .. "/" .. r2.resources.signalr1.tenant_id ..
       "/oauth2/v2.0/token", body = form, ca_file = r2.ca_file,
       headers = { ["content-type"] = "application/x-www-form-urlencoded" } }
     assert.equal(200, status)
@@ -157,7 +159,8 @@ describe("config validation", function()
     assert.equal(8444, c.resources_normalized[1].port)
     assert.equal(5400, c.settings.temp_key_lifetime)
     assert.equal(2, #c.resources_normalized[1].access_keys)
-    assert.matches("^/subscriptions/8f190ebf%-660b%-45f8%-bfaf%-f3e35dfa8bfc/resourceGroups/emulator%-rg/providers/Microsoft%.SignalRService/SignalR/res1$",
+    assert.matches("^/subscriptions/8f190ebf%-660b%-45f8%-bfaf%-f3e35dfa8bfc/resourceGroups/emulator%-rg" ..
+      "/providers/Microsoft%.SignalRService/SignalR/res1$",
       c.resources_normalized[1].resource_id)
   end)
 end)

@@ -94,8 +94,10 @@ local function authorization(emu, url, entra)
   if kind == 3 then return "Bearer " .. signing.rest(emu.world.access_keys[math.random(2)], url) end
   if kind == 4 then return "Bearer " .. signing.rest("wrong-key-wrong-key-wrong-key", url) end
   if kind == 5 then return "Bearer " .. entra end
-  if kind == 6 then return pick { "Basic Zm9vOmJhcg==", "Bearer", "Bearer  a.b.c", "bearer e30.e30.", "Negotiate x" } end
-  if kind == 7 then return "Bearer " .. signing.rest(emu.world.access_keys[1], url, { now = os.time() - 9999, lifetime = 1 }) end
+  if kind == 6 then return pick { "Basic Zm9vOmJhcg==", "Bearer", "Bearer  a.b.c", "bearer e30.e30.",
+      "Negotiate x" } end
+  if kind == 7 then return "Bearer " .. signing.rest(emu.world.access_keys[1], url, { now = os.time() - 9999,
+      lifetime = 1 }) end
   return "Bearer eyJhbGciOiJub25lIn0.eyJleHAiOjk5OTk5OTk5OTl9."
 end
 
@@ -104,7 +106,8 @@ describe("random requests", function()
     local emu = emulator.start()
     finally(function() emu:stop() end)
     local res = emu.resources.signalr1
-    local _, tok = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id, principal_id = emu.world.app_sp })
+    local _, tok = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id,
+        principal_id = emu.world.app_sp })
     local entra = tok.access_token
     math.randomseed(SEED)
     local statuses = {}
@@ -115,12 +118,14 @@ describe("random requests", function()
       local base = (template:find("^/admin") or template:find("^/{tenant}")) and emu.authority or res.endpoint
       local method = math.random() < 0.7 and entry[2] or pick(METHODS)
       local target = path .. query(emu)
-      local headers = { ["content-type"] = pick(CONTENT_TYPES), authorization = authorization(emu, base .. path, entra) }
+      local headers = { ["content-type"] = pick(CONTENT_TYPES), authorization = authorization(emu, base .. path,
+          entra) }
       if math.random() < 0.05 then headers["x-junk"] = ("j"):rep(math.random(1, 20000)) end
       local b = body()
       -- (lua-http's client mishandles HEAD with a body and 100-continue: no body on HEAD)
       if method == "HEAD" then b = nil end
-      local status, h, text = emu:request { method = method, url = base, raw_path = target, headers = headers, body = b }
+      local status, h, text = emu:request { method = method, url = base, raw_path = target, headers = headers,
+          body = b }
       local where = ("request %d: %s %s"):format(i, method, template)
       assert.is_number(status, where .. ": " .. tostring(h))
       assert.is_true(status >= 100 and status < 500 or status == 501, where .. " got " .. status)

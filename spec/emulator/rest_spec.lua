@@ -106,7 +106,8 @@ describe("REST sends", function()
   end)
 
   it("sends to one connection", function()
-    assert.equal(202, rest("POST", "/api/hubs/chat/connections/" .. b.connection_id .. "/:send", { body = send_body("one") }))
+    assert.equal(202, rest("POST", "/api/hubs/chat/connections/" .. b.connection_id .. "/:send",
+        { body = send_body("one") }))
     assert.equal("one", assert(b:next_invocation(5)).target)
     assert_nothing_pending(a, "chat")
   end)
@@ -134,7 +135,8 @@ describe("REST sends", function()
   end)
 
   it("serves the legacy v1 paths with PascalCase bodies", function()
-    assert.equal(202, rest("POST", "/api/v1/hubs/chat", { version = false, body = { Target = "v1", Arguments = { 7 } } }))
+    assert.equal(202, rest("POST", "/api/v1/hubs/chat", { version = false, body = { Target = "v1",
+        Arguments = { 7 } } }))
     local msg = assert(a:next_invocation(5))
     assert.equal("v1", msg.target)
     assert.same({ 7 }, msg.arguments)
@@ -174,7 +176,8 @@ describe("REST existence checks and connection management", function()
 
   it("closes one connection with a reason: Close message, then 404", function()
     local c = connect("close1", "dave")
-    assert.equal(200, rest("DELETE", "/api/hubs/close1/connections/" .. c.connection_id, { query = "reason=bye%20now" }))
+    assert.equal(200, rest("DELETE", "/api/hubs/close1/connections/" .. c.connection_id,
+        { query = "reason=bye%20now" }))
     local msg = assert(c:receive(5))
     assert.equal(7, msg.type)
     assert.equal("bye now", msg.error)
@@ -280,11 +283,13 @@ describe("REST groups", function()
     local page = cjson.decode(text)
     assert.equal(2, #page.value)
     assert.same({ connectionId = c1.connection_id, userId = "erin" }, page.value[1])
-    assert.matches("^" .. res.endpoint:gsub("%p", "%%%0") .. "/api/hubs/groups/groups/list/connections%?", page.nextLink)
+    assert.matches("^" .. res.endpoint:gsub("%p", "%%%0") .. "/api/hubs/groups/groups/list/connections%?",
+        page.nextLink)
     assert.matches("continuationToken=", page.nextLink)
     local next_path = page.nextLink:match("^https://[^/]+([^?]+)")
     local token = signing.rest(key, res.endpoint .. next_path)
-    status, _, text = emu:request { method = "GET", url = page.nextLink, headers = { authorization = "Bearer " .. token } }
+    status, _, text = emu:request { method = "GET", url = page.nextLink,
+        headers = { authorization = "Bearer " .. token } }
     assert.equal(200, status)
     page = cjson.decode(text)
     assert.equal(1, #page.value)
@@ -380,7 +385,8 @@ describe("REST :generateToken, :invoke and :execute", function()
     assert.matches("nope", error_body(result.text).message)
 
     -- nobody answers: invoke_timeout (1 s in this world)
-    local status, _, text = rest("POST", "/api/hubs/inv/connections/" .. c.connection_id .. "/:invoke", { body = send_body("ask") })
+    local status, _, text = rest("POST", "/api/hubs/inv/connections/" .. c.connection_id .. "/:invoke",
+        { body = send_body("ask") })
     assert.equal(408, status)
     assert.equal("InvocationTimeout", error_body(text).code)
     assert.truthy(c:next_invocation(1, "ask"))
@@ -398,7 +404,8 @@ describe("REST :generateToken, :invoke and :execute", function()
     assert.equal(202, rest("POST", "/api/hubs/exec/:execute", { query = "filter=startswith(userId%2C%20'listener-')",
       body = '[{"type":"JoinGroup","group":"room1"}]' }))
     assert.equal(200, rest("HEAD", "/api/hubs/exec/groups/room1"))
-    assert.equal(202, rest("POST", "/api/hubs/exec/:execute", { query = "filter=%27room1%27%20in%20groups%20and%20not%20(userId%20eq%20%27listener-2%27)",
+    assert.equal(202, rest("POST", "/api/hubs/exec/:execute",
+        { query = "filter=%27room1%27%20in%20groups%20and%20not%20(userId%20eq%20%27listener-2%27)",
       body = '[{"type":"SendMessage","message":{"target":"hello","arguments":[1]}}]' }))
     assert.equal("hello", assert(l1:next_invocation(5)).target)
     assert_nothing_pending(l2, "exec")
@@ -442,7 +449,8 @@ describe("REST input validation", function()
   end)
 
   it("refuses bad bodies: empty, malformed, no target, arguments not a list, over 1 MB", function()
-    for _, body in ipairs { "", "{", "[1]", '{"arguments":[]}', '{"target":""}', '{"target":"t","arguments":{}}', "\0\1" } do
+    for _, body in ipairs { "", "{", "[1]", '{"arguments":[]}', '{"target":""}',
+        '{"target":"t","arguments":{}}', "\0\1" } do
       local status, _, text = rest("POST", "/api/hubs/val/:send", { body = body })
       assert.equal(400, status, body)
       error_body(text)

@@ -47,7 +47,8 @@ describe("signalr-emulator launcher", function()
     local f = assert(io.open(path, "w"))
     f:write('{"resources":[{"name":"x!","tenant":"nope"}]}')
     f:close()
-    local out, code = sh("lua5.4 " .. emulator.BIN .. " --config " .. path .. " --port 0 --state-dir " .. emulator.state_dir())
+    local out, code = sh("lua5.4 " .. emulator.BIN .. " --config " .. path .. " --port 0 --state-dir " ..
+      emulator.state_dir())
     assert.equal(2, code)
     assert.matches("resources%[1%]%.name", out)
   end)
@@ -92,13 +93,15 @@ describe("signalr-emulator listeners", function()
 
   it("serves both 127.0.0.1 and ::1 for localhost", function()
     local port = emu.resources.signalr1.endpoint:match(":(%d+)$")
-    local out, code = sh(("curl -sS -o /dev/null -w '%%{http_code}' --cacert %s https://127.0.0.1:%s/api/health"):format(emu.ca_file, port))
+    local out, code = sh(("curl -sS -o /dev/null -w '%%{http_code}' --cacert %s https://127.0.0.1:%s/api/health")
+      :format(emu.ca_file, port))
     assert.equal(0, code)
     assert.equal("200", out)
     local v6 = io.open("/proc/net/if_inet6", "r")
     if v6 then
       v6:close()
-      out, code = sh(("curl -sS -o /dev/null -w '%%{http_code}' --cacert %s 'https://[::1]:%s/api/health'"):format(emu.ca_file, port))
+      out, code = sh(("curl -sS -o /dev/null -w '%%{http_code}' --cacert %s 'https://[::1]:%s/api/health'")
+        :format(emu.ca_file, port))
       assert.equal(0, code)
       assert.equal("200", out)
     end
@@ -131,7 +134,8 @@ describe("signalr-emulator listeners", function()
     local cs = require "cqueues.socket"
     local port = tonumber(emu.resources.signalr1.endpoint:match(":(%d+)$"))
     for _, partial in ipairs {
-      "POST /api/hubs/chat/:send?api-version=2022-06-01 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n{\"target\"",
+      "POST /api/hubs/chat/:send?api-version=2022-06-01 HTTP/1.1\r\nHost: localhost\r\n" ..
+        "Content-Length: 100000\r\n\r\n{\"target\"",
       "GET /api/health HTTP/1.1\r\nHost: loc",
       "POST /nope HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
     } do
@@ -141,7 +145,8 @@ describe("signalr-emulator listeners", function()
       sock:close()
     end
     for _ = 1, 3 do
-      assert.equal(200, (emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/api/health", timeout = 5 }))
+      assert.equal(200, (emu:request { method = "GET", url = emu.resources.signalr1.endpoint .. "/api/health",
+          timeout = 5 }))
     end
   end)
 

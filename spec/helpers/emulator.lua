@@ -47,7 +47,8 @@ end
 function M.uuid()
   local h = hex(16)
   local v = ("%x"):format(8 + tonumber(h:sub(17, 17), 16) % 4)
-  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-" .. v .. h:sub(18, 20) .. "-" .. h:sub(21, 32)
+  return h:sub(1, 8) .. "-" .. h:sub(9, 12) .. "-4" .. h:sub(14, 16) .. "-" .. v .. h:sub(18,
+      20) .. "-" .. h:sub(21, 32)
 end
 
 local function read_file(path)

@@ -84,11 +84,13 @@ describe("@microsoft/signalr against the emulator", function()
     assert.same({ "hello", { n = 1 } }, ev.args)
 
     assert.equal(200, (rest("PUT", "/api/hubs/chat/groups/room/connections/" .. id)))
-    assert.equal(202, (rest("POST", "/api/hubs/chat/groups/room/:send", { target = "newMessage", arguments = { "to the room" } })))
+    assert.equal(202, (rest("POST", "/api/hubs/chat/groups/room/:send", { target = "newMessage",
+        arguments = { "to the room" } })))
     ev = next_event()
     assert.same({ "to the room" }, ev.args)
 
-    local status, text = rest("POST", "/api/hubs/chat/connections/" .. id .. "/:invoke", { target = "ask", arguments = { 21 } })
+    local status, text = rest("POST", "/api/hubs/chat/connections/" .. id .. "/:invoke", { target = "ask",
+        arguments = { 21 } })
     assert.equal(200, status, text)
     assert.same({ answer = 42 }, cjson.decode(text).result)
 
@@ -101,7 +103,8 @@ describe("@microsoft/signalr against the emulator", function()
   end)
 
   it("connects with a token signed by a temporary access key (Entra)", function()
-    local _, tok = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id, principal_id = emu.world.app_sp })
+    local _, tok = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id,
+        principal_id = emu.world.app_sp })
     local status, _, body = emu:request { method = "GET", url = res.endpoint .. "/api/v1/auth/accessKey",
       headers = { authorization = "Bearer " .. tok.access_token } }
     assert.equal(200, status)

@@ -90,7 +90,9 @@ local function negotiate(svc, pending, req)
   end
   local body = {
     connectionId = connection_id,
-    availableTransports = json.array { { transport = "WebSockets", transferFormats = json.array { "Text", "Binary" } } },
+    availableTransports = json.array {
+      { transport = "WebSockets", transferFormats = json.array { "Text", "Binary" } },
+    },
   }
   local token = connection_id
   if version >= 1 then
@@ -221,7 +223,8 @@ local function handle_message(self, text)
     -- serverless: no app server hosts hub methods, so a client invocation has nowhere to go
     if type(msg.invocationId) == "string" then
       self:enqueue(json.encode { type = 3, invocationId = msg.invocationId,
-        error = "Invocation of '" .. tostring(msg.target) .. "' failed: this emulated resource runs in serverless mode without upstream." })
+        error = "Invocation of '" .. tostring(msg.target) ..
+          "' failed: this emulated resource runs in serverless mode without upstream." })
     end
   end
 end
@@ -259,7 +262,8 @@ function Conn:run(initial)
       if outcome == "close" then
         self.open = false
       elseif outcome == "bad" then
-        self:close_with("Connection closed with an error. InvalidDataException: the message is not valid JSON hub protocol.")
+        self:close_with("Connection closed with an error. " ..
+          "InvalidDataException: the message is not valid JSON hub protocol.")
       end
       start = i + 1
     end
@@ -292,12 +296,14 @@ local function run_socket(svc, key, id, claims, ws)
     return
   end
   if hs.protocol ~= "json" then
-    ws:send(json.encode { error = "Requested protocol '" .. tostring(hs.protocol) .. "' is not available." } .. RS, "text", 5)
+    local refusal = "Requested protocol '" .. tostring(hs.protocol) .. "' is not available."
+    ws:send(json.encode { error = refusal } .. RS, "text", 5)
     ws:close(1000, "", 1)
     return
   end
   if hs.version ~= 1 then
-    ws:send(json.encode { error = "The server does not support version " .. tostring(hs.version) .. " of the 'json' protocol." } .. RS, "text", 5)
+    local refusal = "The server does not support version " .. tostring(hs.version) .. " of the 'json' protocol."
+    ws:send(json.encode { error = refusal } .. RS, "text", 5)
     ws:close(1000, "", 1)
     return
   end
@@ -351,7 +357,8 @@ function M.routes(svc)
     return with_cors({ status = 204, headers = {}, body = "" })
   end
   return {
-    { method = "POST", template = "/client/negotiate", handler = function(req) return negotiate(svc, pending, req) end },
+    { method = "POST", template = "/client/negotiate",
+      handler = function(req) return negotiate(svc, pending, req) end },
     { method = "OPTIONS", template = "/client/negotiate", handler = cors_preflight },
     { method = "GET", template = "/client/", handler = function(req) return websocket(svc, pending, req) end },
     { method = "GET", template = "/client", handler = function(req) return websocket(svc, pending, req) end },

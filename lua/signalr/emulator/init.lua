@@ -169,7 +169,8 @@ function M.start(cfg, opts)
   local handle = {
     cq = cq, server = srv, services = services, clock = clock, settings = settings,
     authority = authority, imds = imds_url, ca_file = tls_material and tls_material.ca_file,
-    admin_secret_file = secret_file, identity_header_file = identity_header_file, idp = idp, authz = authz, directory = dir,
+    admin_secret_file = secret_file, identity_header_file = identity_header_file,
+    idp = idp, authz = authz, directory = dir,
     counters = counters, faults = faults, stopped = false,
   }
   -- stop() may be called from anywhere (a signal watcher, a spec); run() does the work

@@ -58,7 +58,8 @@ end
 local INVALID_HUB = "Invalid hub name. Valid hub name should be in between 1 and 128 characters long. " ..
   "The first character must be a letter, other characters can be letters, digits or the following symbols _`,.[]"
 local INVALID_APP = "Invalid value of 'application'. Valid application name should be in between 1 and 128 " ..
-  "characters long. The first character must be a letter, other characters can be letters, digits or the following symbols _`,.[]"
+  "characters long. The first character must be a letter, other characters can be letters, digits or the " ..
+  "following symbols _`,.[]"
 local INVALID_GROUP = "Invalid group name. Valid group name should be in between 1 and 1024 characters long."
 
 -- Validates hub, application and group (when present); returns hub key | nil, response.
@@ -312,7 +313,7 @@ function ops.list_group_connections(svc, req, key)
     for name, values in pairs(req.query) do
       if name ~= "continuationtoken" and name ~= "top" then
         for _, v in ipairs(values) do
-          parts[#parts + 1] = server.percent_encode(name == "maxpagesize" and "maxpagesize" or name) .. "=" .. server.percent_encode(v)
+          parts[#parts + 1] = server.percent_encode(name) .. "=" .. server.percent_encode(v)
         end
       end
     end
@@ -353,7 +354,8 @@ local function parse_commands(req)
   local commands = {}
   for i, cmd in ipairs(list) do
     if type(cmd) ~= "table" or not COMMAND_ACTIONS[cmd.type] then
-      return nil, bad(("commands[%d].type must be SendMessage, JoinGroup, LeaveGroup or CloseConnection."):format(i - 1), "type")
+      return nil, bad(("commands[%d].type must be SendMessage, JoinGroup, LeaveGroup or CloseConnection.")
+        :format(i - 1), "type")
     end
     local c = { type = cmd.type, reason = cmd.reason }
     if cmd.type == "SendMessage" then

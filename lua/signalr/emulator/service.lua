@@ -325,7 +325,8 @@ M.health = health
 
 function M.routes(svc)
   return {
-    { method = "GET", template = "/api/v1/auth/accessKey", handler = function(req) return access_key(svc, req, false) end },
+    { method = "GET", template = "/api/v1/auth/accessKey",
+      handler = function(req) return access_key(svc, req, false) end },
     { method = "GET", template = "/api/auth/accessKey", handler = function(req) return access_key(svc, req, true) end },
     { method = { "HEAD", "GET" }, template = "/api/health", handler = health },
     { method = { "HEAD", "GET" }, template = "/api/v1/health", handler = health },
