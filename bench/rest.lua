@@ -29,7 +29,7 @@ if not in_flight then
   end
 else
   -- Runs of many calls, so the tail of each run (fewer than N in flight) weighs little.
-  local per_run = fixed or math.max(2000, in_flight * 50)
+  local per_run = math.max(2000, in_flight * 50)
   local batch = svc:batch { max_in_flight = in_flight }
   local bhub = batch:hub("bench")
   while (fixed and count < fixed) or (not fixed and t - start < seconds) do
