@@ -91,9 +91,10 @@ $(ASAN_BUILD)/lua_host: test/lua_host.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(SANITIZE) $(LUA_CFLAGS) -o $@ $< $(LUA_LIBS) -lm
 
-# SPECS under AddressSanitizer + UBSan (leaks included).
+# SPECS under AddressSanitizer + UBSan (leaks included). Full unwinding: libcrypto has no
+# frame pointers, and the suppressions (test/lsan.supp) match on frames inside it.
 asan-run: asan-build $(ASAN_BUILD)/lua_host
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LUA_CPATH="$(CURDIR)/$(ASAN_BUILD)/?.so;$$LUA_CPATH" LUA_CPATH_5_4="$(CURDIR)/$(ASAN_BUILD)/?.so;$$LUA_CPATH_5_4" \
 	  $(ASAN_BUILD)/lua_host $(shell command -v busted) $(SPECS) $(BUSTED_ARGS)

@@ -4,7 +4,8 @@ local signalr = require "signalr"
 
 local seconds = tonumber(arg[1]) or 2
 local svc = assert(signalr.new {
-  connection_string = "Endpoint=https://demo.service.signalr.net;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789;Version=1.0;",
+  connection_string =
+    "Endpoint=https://demo.service.signalr.net;AccessKey=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789;Version=1.0;",
 })
 local opts = { user_id = "alice", roles = "admin" }
 -- Same token shape as the peers: check it once.
