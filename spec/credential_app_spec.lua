@@ -14,12 +14,7 @@ end
 
 local function ok_token() return H.token_response("tok", 3600) end
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("*a")
-  local ok = p:close()
-  return ok, out
-end
+local sh = H.sh
 
 describe("client_secret", function()
   local secret = H.secret()
