@@ -102,15 +102,7 @@ end
 
 local emu, w
 
--- The emulator runs on lua5.4 with its own module paths, whatever runs this spec (LuaJIT's
--- LUA_CPATH would load 5.1 modules into it; an ASan build's LD_PRELOAD is not for it).
-local launcher_dir
 local function start(world)
-  if not launcher_dir then
-    launcher_dir = emulator.state_dir()
-    emulator.LUA = H.write(launcher_dir .. "/lua", "#!/bin/sh\nunset LUA_PATH LUA_CPATH LD_PRELOAD\nexec "
-      .. (os.getenv("SIGNALR_EMULATOR_LUA") or "lua5.4") .. ' "$@"\n', "755")
-  end
   return emulator.start { raw_config = world.config }
 end
 
