@@ -148,6 +148,8 @@ int sr_credential_http_error(sr_error *err, const char *cred_name, const sr_requ
         if (!d && cJSON_IsObject(eobj) && sr_json_get_string(eobj, "code"))
             first_line(error, sizeof error, sr_json_get_string(eobj, "code"));
         if (d) first_line(desc, sizeof desc, d);
+        if (!error[0] && sr_json_get_string(root, "code")) /* data-plane shape {code, message} */
+            first_line(error, sizeof error, sr_json_get_string(root, "code"));
         if (!err->code[0] && !strncmp(desc, "AADSTS", 6)) {
             size_t n = 6 + strspn(desc + 6, "0123456789");
             if (n > 6 && n < sizeof err->code) {

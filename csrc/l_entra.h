@@ -18,5 +18,9 @@ SR_HIDDEN void l_entra_free(l_service *s);
 SR_HIDDEN int l_service_get_token(lua_State *L);
 /* svc:entra_status() -> { key_id, key_issued_at, key_fetches, next_attempt, last_error, ... } */
 SR_HIDDEN int l_service_entra_status(lua_State *L);
+/* svc:temporary_key_op() -> op | nil: the fetch negotiate would run now (nil when the key is
+ * fresh, or when failing closed). A driver that must not block inside negotiate (OpenResty
+ * cosockets cannot yield across a C call) steps this op first; negotiate then signs at once. */
+SR_HIDDEN int l_service_temporary_key_op(lua_State *L);
 
 #endif

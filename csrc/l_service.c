@@ -631,6 +631,7 @@ void l_service_open(lua_State *L)
         { "return_ops", service_return_ops },
         { "get_token", l_service_get_token },
         { "entra_status", l_service_entra_status },
+        { "temporary_key_op", l_service_temporary_key_op },
         { "close", service_gc },
         { NULL, NULL },
     };

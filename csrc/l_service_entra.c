@@ -176,3 +176,17 @@ int l_service_entra_status(lua_State *L)
     }
     return 1;
 }
+
+int l_service_temporary_key_op(lua_State *L)
+{
+    l_service *s = l_service_check(L, 1);
+    if (!s->temp_key) return 0;
+    int fetch;
+    sr_error err;
+    sr_error_clear(&err);
+    sr_temp_key_get(s->temp_key, l_service_now(L, s), &fetch, &err);
+    if (!fetch) return 0;
+    l_op *u = new_op(L, 1, push_true);
+    if (!(u->op = sr_temp_key_op_new(s->temp_key, &err))) return l_push_error(L, &err);
+    return 1;
+}

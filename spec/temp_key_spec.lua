@@ -200,6 +200,23 @@ describe("Entra negotiate and the temporary access key", function()
     end, "Microsoft Entra ID credentials only")
   end)
 
+  it("svc:temporary_key_op() hands the fetch to a driver that steps it before negotiate", function()
+    local clock, f = H.clock(), fake()
+    local svc = service(clock, f)
+    svc:set_driver(function() error("negotiate must not need the driver") end)
+    local op = assert(svc:temporary_key_op())
+    local kind = H.run(op, clock, f.respond)
+    assert.equal("done", kind)
+    assert.is_nil(svc:temporary_key_op()) -- fresh now
+    assert.equal("kid-1", kid_of(assert(svc:negotiate("chat"))))
+    clock.advance(55 * 60)
+    op = assert(svc:temporary_key_op())
+    assert.equal("done", (H.run(op, clock, f.respond)))
+    assert.equal("kid-2", kid_of(assert(svc:negotiate("chat"))))
+    local plain = signalr.new { endpoint = ENDPOINT, credential = signalr.credential.access_key("k") }
+    assert.is_nil(plain:temporary_key_op())
+  end)
+
   it("svc:get_token() returns the Entra token from the credential's cache", function()
     local clock, f = H.clock(), fake()
     local svc = service(clock, f)
