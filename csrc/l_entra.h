@@ -10,8 +10,9 @@
  * Returns 0 with err set. */
 SR_HIDDEN int l_entra_service_init(lua_State *L, l_service *s, int opts_idx, sr_error *err);
 /* The key to sign a client token with: fetches one (through the service's driver) when
- * none is valid or the refresh is due. NULL with err set means fail closed. The service
- * userdata must be at svc_idx. */
+ * none is valid or the refresh is due. NULL with err set means fail closed. With
+ * svc:return_ops(true) a due fetch is not run: NULL with err clear and the fetch op pushed.
+ * The service userdata must be at svc_idx. */
 SR_HIDDEN sr_signing_key *l_entra_signing_key(lua_State *L, l_service *s, int svc_idx, sr_error *err);
 SR_HIDDEN void l_entra_free(l_service *s);
 /* svc:get_token() -> token, expires_on | nil, err */

@@ -92,6 +92,16 @@ sr_signing_key *l_entra_signing_key(lua_State *L, l_service *s, int svc_idx, sr_
     if (!fetch) return key;
     int top = lua_gettop(L);
     l_op *u = new_op(L, svc_idx, push_true);
+    if (s->return_ops) {
+        /* svc:return_ops(true): hand the fetch to the caller (negotiate returns this op);
+         * negotiate is called again once it has been driven. */
+        if (!(u->op = sr_temp_key_op_new(s->temp_key, err))) {
+            lua_settop(L, top);
+            return NULL;
+        }
+        sr_error_clear(err);
+        return NULL;
+    }
     if (!(u->op = sr_temp_key_op_new(s->temp_key, err))) {
         lua_settop(L, top);
         return key;
