@@ -31,6 +31,7 @@ typedef struct batch {
     size_t sleeping;            /* slots waiting before a retry */
     size_t next;                /* the next op to start */
     size_t n;
+    double now;                 /* the ops' clock, read once per wakeup */
 } batch;
 
 static double mono_now(void)
@@ -62,7 +63,7 @@ static void advance(batch *b, slot *s, sr_response *resp)
     for (;;) {
         sr_step st;
         memset(&st, 0, sizeof st);
-        sr_step_kind kind = sr_op_step(op, b->hooks->now(b->hooks->ud), resp, &st);
+        sr_step_kind kind = sr_op_step(op, b->now, resp, &st);
         resp = NULL;
         switch (kind) {
         case SR_STEP_REQUEST: {
@@ -154,8 +155,10 @@ static void sleep_ms(int ms)
 
 static void run(batch *b)
 {
+    b->now = b->hooks->now(b->hooks->ud);
     for (size_t i = 0; i < b->nslots; i++) start_next(b, &b->slots[i]);
     while (b->active > 0) {
+        b->now = b->hooks->now(b->hooks->ud);
         if (b->in_multi) {
             int running = 0;
             curl_multi_perform(b->multi, &running);

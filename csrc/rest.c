@@ -264,8 +264,10 @@ static int sign_access_token(rest_op *r, const char *aud, size_t aud_len, double
     sr_buf_init(&payload);
     sr_buf_init(&jws);
     sr_buf_init(&bearer);
-    sr_buf_adds(&payload, "{\"aud\":");
-    sr_json_add_string(&payload, aud, aud_len);
+    /* aud is a URL we built: percent-encoded ASCII, nothing JSON would escape */
+    sr_buf_adds(&payload, "{\"aud\":\"");
+    sr_buf_add(&payload, aud, aud_len);
+    sr_buf_addc(&payload, '"');
     sr_buf_adds(&payload, ",\"iat\":");
     sr_buf_addint(&payload, iat);
     sr_buf_adds(&payload, ",\"exp\":");
@@ -306,7 +308,14 @@ static int build_request(rest_op *r, const sr_endpoint *ep, const sr_rest_call *
     else
         add_extra_query(&url, c);
     if (ok && url.oom) ok = sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
-    ok = ok && sr_request_init(&r->req, sp->method, url.data, err);
+    if (ok) {
+        /* sr_request_init, without its printf */
+        memset(&r->req, 0, sizeof r->req);
+        memcpy(r->req.method, sp->method, strlen(sp->method) + 1);
+        r->req.url = malloc(url.len + 1);
+        if (r->req.url) memcpy(r->req.url, url.data, url.len + 1);
+        else ok = sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
+    }
     if (ok && c->body.s) {
         ok = sr_request_set_body(&r->req, c->body.s, c->body.n, 0) &&
              sr_request_add_header(&r->req, "Content-Type", "application/json", 0);

@@ -19,9 +19,9 @@ typedef struct sr_transport sr_transport;
 
 sr_transport *sr_transport_new(const sr_transport_opts *opts, sr_error *err);
 void sr_transport_free(sr_transport *t);
-/* Performs req; fills resp (status, body, and the headers protocol code reads:
- * x-ms-error-code, retry-after, www-authenticate, content-type, x-ms-request-id, location)
- * or resp->tx_error. Never fails otherwise. */
+/* Performs req; fills resp (status, body, and on answers other than 2xx the headers
+ * protocol code reads: x-ms-error-code, retry-after, www-authenticate, content-type,
+ * x-ms-request-id, location) or resp->tx_error. Never fails otherwise. */
 void sr_transport_perform(sr_transport *t, const sr_request *req, sr_response *resp);
 const sr_transport_opts *sr_transport_options(const sr_transport *t);
 

@@ -51,9 +51,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return r->body.oom ? 0 : len;
 }
 
-/* The answer headers protocol code reads. libcurl keeps every header of an exchange
- * itself (its header API, 7.83+); copying only these after the exchange spares a callback
- * and two allocations per header on every call. A Lua driver passes all headers. */
+/* The answer headers protocol code reads, and only on answers that are not 2xx (error
+ * codes, Retry-After, challenges): libcurl keeps every header of an exchange itself (its
+ * header API, 7.83+), so a successful call costs no header work at all. A Lua driver
+ * passes all headers. */
 static const char *const KEPT_HEADERS[] = {
     "x-ms-error-code", "retry-after", "www-authenticate", "content-type", "x-ms-request-id", "location", NULL,
 };
@@ -299,7 +300,7 @@ void sr_transport_easy_finish(sr_easy *e, int curl_code, sr_response *resp)
         long status = 0;
         curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
         resp->status = (int)status;
-        read_headers(e->curl, resp);
+        if (status < 200 || status > 299) read_headers(e->curl, resp);
         return;
     }
     resp->status = 0;
