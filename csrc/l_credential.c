@@ -568,12 +568,12 @@ static int credential_chain(lua_State *L)
         l_credential *m = luaL_testudata(L, -1, SR_CREDENTIAL_MT);
         if (!m || !m->entra) {
             for (int j = 0; j < i - 1; j++) sr_credential_release(members[j]);
-            luaL_argerror(L, 1, lua_pushfstring(L, "credentials[%d] must be a Microsoft Entra ID credential", i));
+            return luaL_argerror(L, 1, lua_pushfstring(L, "credentials[%d] must be a Microsoft Entra ID credential", i));
         }
         members[i - 1] = sr_credential_retain(m->entra);
         lua_pop(L, 1);
     }
-    if (!push_chain(L, "chain", "ChainedTokenCredential", members, (size_t)n, &err)) return 2;
+    if (push_chain(L, "chain", "ChainedTokenCredential", members, (size_t)n, &err) != 1) return 2; /* nil, err */
     l_credential *c = lua_touserdata(L, -1);
     lua_pushvalue(L, 1); /* the members (and their callbacks) live as long as the chain */
     c->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
