@@ -99,6 +99,7 @@ sr_signing_key *l_entra_signing_key(lua_State *L, l_service *s, int svc_idx, sr_
             lua_settop(L, top);
             return NULL;
         }
+        u->again = 1; /* once driven, negotiate runs again and signs */
         sr_error_clear(err);
         return NULL;
     }

@@ -164,7 +164,8 @@ static sr_step_kind round_failed(tk_op *t, double now, sr_step *out)
     k->last_failed_token = t->phase == TK_TOKEN;
     k->next_attempt = now + wait;
     end_round(t);
-    return out->kind = SR_STEP_FAILED;
+    /* A failed refresh is not a failure while the current key is still valid. */
+    return out->kind = key_valid(k, now) ? SR_STEP_DONE : SR_STEP_FAILED;
 }
 
 /* Starts an attempt with a token op (from the credential's cache, usually). */

@@ -36,7 +36,8 @@ sr_signing_key *sr_temp_key_get(sr_temp_key *k, double now, int *fetch, sr_error
 
 /* One fetch round. With a valid key left it makes a single attempt (negotiate keeps using
  * the old key, the next round comes after a pause); without one it makes up to
- * `attempts`. It ends DONE or FAILED; either way the caller asks sr_temp_key_get again. */
+ * `attempts`. DONE when a valid key exists afterwards (new, or the old one after a failed
+ * refresh), FAILED (op->err) when none does; the caller then asks sr_temp_key_get again. */
 sr_op *sr_temp_key_op_new(sr_temp_key *k, sr_error *err);
 
 /* Diagnostics: the current key id (NULL when none), when it was fetched, rounds run. */

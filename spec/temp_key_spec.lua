@@ -223,10 +223,23 @@ describe("Entra negotiate and the temporary access key", function()
     svc:return_ops(true)
     local op = svc:negotiate("chat", { user_id = "u" })
     assert.matches("^signalr.op", tostring(op))
+    assert.is_true(op:again())
     assert.equal("done", (H.run(op, clock, f.respond)))
     local neg = assert(svc:negotiate("chat", { user_id = "u" }))
     assert.equal("kid-1", kid_of(neg))
     assert.same({ 1, 1 }, { f.token_requests, f.key_requests })
+    -- a failed refresh while the key is valid: the op is done, negotiate signs with the old key
+    clock.advance(56 * 60)
+    f.key_answer = function() return H.json(503, { error = "busy" }) end
+    op = svc:negotiate("chat")
+    assert.equal("done", (H.run(op, clock, f.respond)))
+    assert.equal("kid-1", kid_of(assert(svc:negotiate("chat"))))
+    -- no valid key and the fetch fails: the op fails with the reason
+    clock.advance(35 * 60)
+    op = svc:negotiate("chat")
+    local kind, err = H.run(op, clock, f.respond)
+    assert.equal("failed", kind)
+    assert.equal(503, err.status)
   end)
 
   it("svc:get_token() returns the Entra token from the credential's cache", function()
