@@ -202,8 +202,27 @@ static int batch_run(lua_State *L)
     int results = 2;
     luaL_checkstack(L, 16, "batch results");
 
+    if (s->return_ops) {
+        /* OpenResty: the ops go back to Lua, which runs them on light threads:
+         * { op, ..., n =, max_in_flight =, signalr_ops = true }. */
+        for (size_t i = 0; i < n; i++) {
+            l_op *u = l_op_new(L);
+            u->op = r->v[i].op; /* the userdata owns it from here */
+            u->push = r->v[i].push;
+            r->v[i].op = NULL;
+            lua_rawseti(L, results, (int)i + 1);
+        }
+        lua_pushinteger(L, (lua_Integer)n);
+        lua_setfield(L, results, "n");
+        lua_pushinteger(L, b->max_in_flight);
+        lua_setfield(L, results, "max_in_flight");
+        lua_pushboolean(L, 1);
+        lua_setfield(L, results, "signalr_ops");
+        list_clear(r);
+        return 1;
+    }
     if (s->driver_ref != LUA_NOREF) {
-        /* A Lua driver (OpenResty) runs each op itself, one after the other. */
+        /* A driver function called from C runs each op itself, one after the other. */
         for (size_t i = 0; i < n; i++) {
             l_op *u = l_op_new(L);
             int u_idx = lua_gettop(L);

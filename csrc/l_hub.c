@@ -250,13 +250,14 @@ static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *
 }
 
 /* Pushes the op userdata for a call: the hub's reusable one for a blocking call or a
- * queued one (no allocation, no finaliser per call), a fresh one for Lua drivers (which
- * may keep the op) and for calls made from inside a running call. */
+ * queued one (no allocation, no finaliser per call), a fresh one for Lua drivers and for
+ * ops returned to Lua (both keep the op) and for calls made from inside a running call. */
 static l_op *new_op(lua_State *L, int (*push)(lua_State *, l_op *), int *u_idx)
 {
     l_hub *h = lua_touserdata(L, 1);
     l_op *u;
-    if (h->batch_ref != LUA_NOREF || (h->svc->driver_ref == LUA_NOREF && !h->scratch_busy)) {
+    if (h->batch_ref != LUA_NOREF ||
+        (h->svc->driver_ref == LUA_NOREF && !h->svc->return_ops && !h->scratch_busy)) {
         if (h->scratch_ref == LUA_NOREF) {
             h->scratch = l_op_new(L);
             lua_pushvalue(L, -1);

@@ -51,6 +51,20 @@ function _M.exists()
   reply(200, { exists = exists })
 end
 
+-- POST /batch?auth=..&user=..&n=..: n sends in one batch, 4 in flight.
+function _M.batch()
+  local b = service():batch { max_in_flight = 4 }
+  local hub = b:hub("chat")
+  local n = tonumber(ngx.var.arg_n)
+  for i = 1, n do hub:send_to_user(ngx.var.arg_user, "fromBatch", { i }) end
+  local results = b:run()
+  local ok = 0
+  for i = 1, n do
+    if results[i][1] == true then ok = ok + 1 end
+  end
+  reply(200, { ok = ok, n = #results })
+end
+
 function _M.status()
   reply(200, { send = state:get("send") or "idle" })
 end

@@ -29,6 +29,7 @@ http {
         location = /negotiate { content_by_lua_block { require("spec.resty.app").negotiate() } }
         location = /exists { content_by_lua_block { require("spec.resty.app").exists() } }
         location = /status { content_by_lua_block { require("spec.resty.app").status() } }
+        location = /batch { content_by_lua_block { require("spec.resty.app").batch() } }
     }
 }
 ]]
@@ -77,6 +78,22 @@ describe("signalr.resty over cosockets", function()
       client:close()
     end)
   end
+
+  it("runs a batch on light threads; every send arrives", function()
+    local _, neg = call("POST", "/negotiate?auth=access&user=batcher")
+    local client = assert(hub_client.connect { endpoint = res.endpoint, hub = "chat",
+                                               token = neg.accessToken, ca_file = emu.ca_file })
+    local status, out = call("POST", "/batch?auth=entra&user=batcher&n=12")
+    assert.equal(200, status, cjson.encode(out))
+    assert.same({ ok = 12, n = 12 }, out)
+    local seen = {}
+    for _ = 1, 12 do
+      local msg = assert(client:next_invocation(10, "fromBatch"))
+      seen[msg.arguments[1]] = true
+    end
+    for i = 1, 12 do assert.is_true(seen[i]) end
+    client:close()
+  end)
 
   it("fetches the Entra token and the temporary key once for many calls", function()
     assert.equal(204, (emu:admin("DELETE", "/admin/counters")))

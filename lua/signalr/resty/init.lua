@@ -64,6 +64,33 @@ end
 local is_op = core.is_op
 local wrap
 
+-- One op's results in a batch's result shape: { ..., n =, err = <on failure> }.
+local function batch_result(r)
+  local count = r.n
+  while count > 1 and r[count] == nil do count = count - 1 end
+  local res = { n = count }
+  for k = 1, count do res[k] = r[k] end
+  if count == 2 and r[1] == nil then res.err = r[2] end
+  return res
+end
+
+-- batch:run() under OpenResty: the ops come back to Lua and run on light threads, at most
+-- max_in_flight at a time; results in queue order, as the libcurl batch gives them.
+local function run_batch(ops)
+  local results, n, next_i = {}, ops.n, 1
+  local function worker()
+    while next_i <= n do
+      local i = next_i
+      next_i = next_i + 1
+      results[i] = batch_result(pack(_M.drive(ops[i])))
+    end
+  end
+  local threads = {}
+  for k = 1, math.min(ops.max_in_flight, n) do threads[k] = ngx.thread.spawn(worker) end
+  for k = 1, #threads do ngx.thread.wait(threads[k]) end
+  return results
+end
+
 -- A method's results: an op is driven here, in Lua (a cosocket cannot yield across the
 -- C call a C-side driver would sit in); an op marked `again` only fetched what the method
 -- needs (a temporary key), so the method runs again. Objects and iterators are wrapped.
@@ -82,6 +109,7 @@ local function finish(call, tries, ...)
   end
   local n = select("#", ...)
   if n == 1 and (type(first) == "userdata" or type(first) == "function") then return wrap(first) end
+  if n == 1 and type(first) == "table" and first.signalr_ops then return run_batch(first) end
   return ...
 end
 
