@@ -26,12 +26,12 @@ OBJS := $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 # search paths below are that interpreter's.
 BUSTED = $(LUA) $(shell command -v busted)
 # Specs find the module and the Lua sources through these.
-export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell $(LUA) -e 'print(package.path)' 2>/dev/null)
-export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell $(LUA) -e 'print(package.cpath)' 2>/dev/null)
+export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell env -u LUA_PATH -u LUA_CPATH $(LUA) -e 'print(package.path)' 2>/dev/null)
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;$(shell env -u LUA_PATH -u LUA_CPATH $(LUA) -e 'print(package.cpath)' 2>/dev/null)
 # Lua 5.4 reads these first: its children (the emulator, always Lua 5.4) keep 5.4 paths
 # even when the specs run under LuaJIT.
-export LUA_PATH_5_4 := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell lua5.4 -e 'print(package.path)' 2>/dev/null)
-export LUA_CPATH_5_4 := $(CURDIR)/build/lua5.4/?.so;$(shell lua5.4 -e 'print(package.cpath)' 2>/dev/null)
+export LUA_PATH_5_4 := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;$(shell env -u LUA_PATH_5_4 -u LUA_PATH lua5.4 -e 'print(package.path)' 2>/dev/null)
+export LUA_CPATH_5_4 := $(CURDIR)/build/lua5.4/?.so;$(shell env -u LUA_CPATH_5_4 -u LUA_CPATH lua5.4 -e 'print(package.cpath)' 2>/dev/null)
 
 .PHONY: all build test test-c test-emulator run-emulator-specs lint check asan valgrind bench bench-lua demo clean install spec-run asan-build asan-run
 

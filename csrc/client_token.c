@@ -1,6 +1,7 @@
 /* client_token.c: claims writer and client-token signing. */
 #include "client_token.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,8 +38,46 @@ int sr_signing_key_init(sr_signing_key *k, const char *kid, const void *key, siz
     return 1;
 }
 
+static void memo_clear(sr_token_memo *m)
+{
+    if (m->token) OPENSSL_cleanse(m->token, m->token_len);
+    free(m->token);
+    free(m->payload);
+    memset(m, 0, sizeof *m);
+}
+
+int sr_signing_key_sign(sr_signing_key *k, sr_hs_alg alg, const char *payload, size_t n, sr_buf *out,
+                        sr_error *err)
+{
+    for (int i = 0; i < SR_TOKEN_MEMO; i++) {
+        sr_token_memo *m = &k->memo[i];
+        if (m->token && m->alg == (int)alg && m->payload_len == n && memcmp(m->payload, payload, n) == 0) {
+            sr_buf_add(out, m->token, m->token_len);
+            return out->oom ? sr_error_set(err, SR_E_NO_MEMORY, "out of memory while signing a token") : 1;
+        }
+    }
+    size_t at = out->len;
+    sr_buf_adds(out, k->header[alg]);
+    if (!sr_jwt_finish(out, &k->hmac[alg], payload, n, err)) return 0;
+    sr_token_memo *m = &k->memo[k->memo_next++ % SR_TOKEN_MEMO];
+    memo_clear(m);
+    m->payload = malloc(n);
+    m->token = malloc(out->len - at);
+    if (m->payload && m->token) {
+        memcpy(m->payload, payload, n);
+        m->payload_len = n;
+        memcpy(m->token, out->data + at, out->len - at);
+        m->token_len = out->len - at;
+        m->alg = (int)alg;
+    } else {
+        memo_clear(m); /* no memo this time; the token itself is fine */
+    }
+    return 1;
+}
+
 void sr_signing_key_free(sr_signing_key *k)
 {
+    for (int i = 0; i < SR_TOKEN_MEMO; i++) memo_clear(&k->memo[i]);
     for (int alg = SR_HS256; alg <= SR_HS512; alg++) {
         sr_hmac_free(&k->hmac[alg]);
         free(k->header[alg]);

@@ -28,10 +28,26 @@ typedef struct sr_claims {
 } sr_claims;
 
 /* A signing key: an access key, or a temporary key from the Entra accessKey API. */
+/* The last tokens signed for repeated claims: a JWT is a pure function of its header,
+ * claims and key, so a payload seen before gets the same token without HMAC or base64.
+ * REST calls sign `{aud, iat, exp, nameid}` with whole seconds: at any rate above one call
+ * per second per URL most of them repeat. */
+#define SR_TOKEN_MEMO 8
+
+typedef struct sr_token_memo {
+    char *payload;              /* the claims JSON */
+    size_t payload_len;
+    char *token;                /* wiped when replaced or freed */
+    size_t token_len;
+    int alg;
+} sr_token_memo;
+
 typedef struct sr_signing_key {
     char *kid;                  /* NULL for a plain access key */
     sr_hmac hmac[2];            /* indexed by sr_hs_alg, prepared once */
     char *header[2];            /* base64url JWT header per algorithm */
+    sr_token_memo memo[SR_TOKEN_MEMO];
+    unsigned memo_next;
 } sr_signing_key;
 
 /* Prepares HS256 and HS512 states for `key` (the UTF-8 bytes of the key string, not
@@ -39,6 +55,10 @@ typedef struct sr_signing_key {
 int sr_signing_key_init(sr_signing_key *k, const char *kid, const void *key, size_t len, sr_error *err);
 /* Idempotent. */
 void sr_signing_key_free(sr_signing_key *k);
+/* Appends the JWT for `payload` (claims JSON) to out, from the memo when the same claims
+ * were signed lately. */
+int sr_signing_key_sign(sr_signing_key *k, sr_hs_alg alg, const char *payload, size_t n, sr_buf *out,
+                        sr_error *err);
 
 typedef struct sr_client_token_params {
     const sr_endpoint *endpoint;

@@ -25,6 +25,14 @@ static const char *server_name(void)
         RAND_bytes(r, sizeof r);
         snprintf(name, sizeof name, "%s_%02x%02x%02x%02x%02x%02x%02x%02x", host, r[0], r[1], r[2], r[3], r[4],
                  r[5], r[6], r[7]);
+        /* Host names are [A-Za-z0-9.-]; anything else becomes '_', so the name goes into
+         * JSON without escaping (rest.c relies on it). */
+        for (char *p = name; *p; p++) {
+            char c = *p;
+            int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                     c == '-' || c == '_';
+            if (!ok) *p = '_';
+        }
     }
     return name;
 }

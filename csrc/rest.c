@@ -264,22 +264,22 @@ static int sign_access_token(rest_op *r, const char *aud, size_t aud_len, double
     sr_buf_init(&payload);
     sr_buf_init(&jws);
     sr_buf_init(&bearer);
-    /* aud is a URL we built: percent-encoded ASCII, nothing JSON would escape */
-    sr_buf_adds(&payload, "{\"aud\":\"");
+    /* aud is a URL we built (percent-encoded ASCII) and the server name is [A-Za-z0-9._-]:
+     * nothing JSON would escape */
+    sr_buf_addlit(&payload, "{\"aud\":\"");
     sr_buf_add(&payload, aud, aud_len);
-    sr_buf_addc(&payload, '"');
-    sr_buf_adds(&payload, ",\"iat\":");
+    sr_buf_addlit(&payload, "\",\"iat\":");
     sr_buf_addint(&payload, iat);
-    sr_buf_adds(&payload, ",\"exp\":");
+    sr_buf_addlit(&payload, ",\"exp\":");
     sr_buf_addint(&payload, iat + REST_TOKEN_LIFETIME);
     if (r->auth.server_name) {
-        sr_buf_adds(&payload, ",\"nameid\":");
-        sr_json_add_string(&payload, r->auth.server_name, strlen(r->auth.server_name));
+        sr_buf_addlit(&payload, ",\"nameid\":\"");
+        sr_buf_adds(&payload, r->auth.server_name);
+        sr_buf_addc(&payload, '"');
     }
     sr_buf_addc(&payload, '}');
-    sr_buf_adds(&jws, k->header[SR_HS256]);
     int ok = payload.oom ? sr_error_set(err, SR_E_NO_MEMORY, "out of memory")
-                         : sr_jwt_finish(&jws, &k->hmac[SR_HS256], payload.data, payload.len, err);
+                         : sr_signing_key_sign(k, SR_HS256, payload.data, payload.len, &jws, err);
     if (ok) {
         sr_buf_adds(&bearer, "Bearer ");
         sr_buf_add(&bearer, jws.data, jws.len);

@@ -78,7 +78,7 @@ typedef struct sr_rest_auth {
     /* Access key: an HS256 JWT is signed when the op is created (aud = the request URL up
      * to api-version, as the management SDK signs it; nameid = server_name). */
     sr_signing_key *key;
-    const char *server_name;
+    const char *server_name;    /* only [A-Za-z0-9._-]: written into JSON as is */
     /* Microsoft Entra ID: a token sub-op per attempt (the credential's cache makes it
      * immediate when a token is fresh); its token is sent as the bearer. */
     void *credential;
