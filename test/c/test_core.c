@@ -13,6 +13,7 @@
 #include "hmac.h"
 #include "http.h"
 #include "json.h"
+#include "jwt.h"
 #include "url.h"
 
 /* A test is one function; it passes when every CHECK in it holds. */
@@ -294,6 +295,40 @@ static void test_client_token(void)
     sr_url_free(&u);
 }
 
+static void test_token_memo(void)
+{
+    sr_error err;
+    sr_signing_key key;
+    CHECK(sr_signing_key_init(&key, NULL, "memo-key", 8, &err));
+    /* Ten distinct payloads (more than the memo holds), each signed twice: every token is
+     * the same as a fresh, unmemoised signature of the same payload. */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 10; i++) {
+            char payload[64];
+            int n = snprintf(payload, sizeof payload, "{\"aud\":\"https://x/%d\",\"iat\":1700000000}", i);
+            sr_buf memo, fresh;
+            sr_buf_init(&memo);
+            sr_buf_init(&fresh);
+            CHECK(sr_signing_key_sign(&key, SR_HS256, payload, (size_t)n, &memo, &err));
+            sr_buf_adds(&fresh, key.header[SR_HS256]);
+            CHECK(sr_jwt_finish(&fresh, &key.hmac[SR_HS256], payload, (size_t)n, &err));
+            CHECK_STR(memo.data, fresh.data);
+            sr_buf_free(&memo, 0);
+            sr_buf_free(&fresh, 0);
+        }
+    }
+    /* The algorithm is part of the memo key. */
+    sr_buf a, b;
+    sr_buf_init(&a);
+    sr_buf_init(&b);
+    CHECK(sr_signing_key_sign(&key, SR_HS256, "{}", 2, &a, &err));
+    CHECK(sr_signing_key_sign(&key, SR_HS512, "{}", 2, &b, &err));
+    CHECK(strcmp(a.data, b.data) != 0);
+    sr_buf_free(&a, 0);
+    sr_buf_free(&b, 0);
+    sr_signing_key_free(&key);
+}
+
 static void test_names(void)
 {
     CHECK(sr_name_valid("a", 1));
@@ -350,6 +385,7 @@ int main(void)
     RUN(test_url);
     RUN(test_connstr);
     RUN(test_client_token);
+    RUN(test_token_memo);
     RUN(test_names);
     RUN(test_http);
     printf("c: %d passed, %d failed\n", passed, failed);
