@@ -6,27 +6,15 @@
 local signalr = require "signalr"
 local cjson = require "cjson"
 local emulator = require "spec.helpers.emulator"
+local node_client = require "spec.helpers.node_client"
 
-local INTEROP = emulator.ROOT .. "/spec/interop"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 local emu, res, stderr_file
 
 setup(function()
-  local p = io.popen("test -f " .. shell_quote(INTEROP .. "/node_modules/@microsoft/signalr/package.json") ..
-    " && node --version 2>&1")
-  local version = p:read("*l")
-  p:close()
-  assert(version, "@microsoft/signalr is not installed: run `npm ci --prefix spec/interop` (.ci/setup does)")
+  node_client.require_installed()
   emu = emulator.start()
   res = emu.resources.signalr1
   stderr_file = emulator.state_dir() .. "/node-rest-interop-stderr.txt"
@@ -40,25 +28,10 @@ end)
 -- its connection id and a closer.
 local function start_client(negotiator, hub, user)
   local neg = assert(negotiator:negotiate(hub, { user_id = user }))
-  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp", NODE_EXTRA_CA_CERTS = emu.ca_file,
-    EMU_ENDPOINT = res.endpoint, EMU_HUB = hub, EMU_TOKEN = neg.accessToken }
-  local parts = { "env", "-i" }
-  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
-  parts[#parts + 1] = "timeout 90 node " .. shell_quote(INTEROP .. "/signalr_client.mjs")
-  local pipe = assert(io.popen(table.concat(parts, " ") .. " 2>>" .. shell_quote(stderr_file), "r"))
-  local function next_event()
-    local line = pipe:read("*l")
-    assert(line, "the Node client ended without an event: " .. read_file(stderr_file):sub(1, 2000))
-    local ev = cjson.decode(line)
-    assert.is_table(ev)
-    return ev
-  end
+  local next_event, close = node_client.start { ca_file = emu.ca_file, endpoint = res.endpoint, hub = hub,
+                                                token = neg.accessToken, stderr_file = stderr_file }
   local ev = next_event()
   assert.equal("connected", ev.event, cjson.encode(ev))
-  local function close()
-    local ok, _, code = pipe:close()
-    return ok == true or code == 0
-  end
   return next_event, ev.connectionId, close
 end
 

@@ -5,28 +5,16 @@
 local cjson = require "cjson"
 local signalr = require "signalr"
 local emulator = require "spec.helpers.emulator"
+local node_client = require "spec.helpers.node_client"
 local H = require "spec.helpers.entra"
 
-local INTEROP = emulator.ROOT .. "/spec/interop"
 
-local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
 
 local emu, res, stderr_file
 
 setup(function()
-  local p = io.popen("test -f " .. shell_quote(INTEROP .. "/node_modules/@microsoft/signalr/package.json") ..
-    " && node --version 2>&1")
-  local version = p:read("*l")
-  p:close()
-  assert(version, "@microsoft/signalr is not installed: run `npm ci --prefix spec/interop`")
+  node_client.require_installed()
   emu = emulator.start()
   res = emu.resources.signalr1
   stderr_file = emulator.state_dir() .. "/node-entra-stderr.txt"
@@ -37,24 +25,8 @@ teardown(function()
 end)
 
 local function start_client(token, hub)
-  local env = { PATH = os.getenv("PATH"), HOME = os.getenv("HOME") or "/tmp", NODE_EXTRA_CA_CERTS = emu.ca_file,
-    EMU_ENDPOINT = res.endpoint, EMU_HUB = hub, EMU_TOKEN = token }
-  local parts = { "env", "-i" }
-  for k, v in pairs(env) do parts[#parts + 1] = k .. "=" .. shell_quote(v) end
-  parts[#parts + 1] = "timeout 90 node " .. shell_quote(INTEROP .. "/signalr_client.mjs")
-  local pipe = assert(io.popen(table.concat(parts, " ") .. " 2>" .. shell_quote(stderr_file), "r"))
-  local function next_event()
-    local line = pipe:read("*l")
-    assert(line, "the Node client ended without an event: " .. read_file(stderr_file):sub(1, 2000))
-    local ev = cjson.decode(line)
-    assert.is_table(ev)
-    return ev
-  end
-  local function close()
-    local ok, _, code = pipe:close()
-    return ok == true or code == 0
-  end
-  return next_event, close
+  return node_client.start { ca_file = emu.ca_file, endpoint = res.endpoint, hub = hub, token = token,
+                            stderr_file = stderr_file }
 end
 
 describe("@microsoft/signalr with an Entra-mode negotiate", function()
@@ -86,6 +58,6 @@ describe("@microsoft/signalr with an Entra-mode negotiate", function()
     assert.equal("closed", ev.event)
     assert.matches("bye", ev.error)
     assert.is_true(close())
-    assert.falsy(read_file(stderr_file):find(neg.accessToken, 1, true))
+    assert.falsy(node_client.read_file(stderr_file):find(neg.accessToken, 1, true))
   end)
 end)
