@@ -3,6 +3,7 @@
 -- generated now (luaossl), and a check that no secret leaks into a string.
 -- Works on Lua 5.4 and LuaJIT.
 local cjson = require "cjson"
+local token_reader = require "spec.helpers.token"
 local pkey = require "openssl.pkey"
 local x509 = require "openssl.x509"
 local xname = require "openssl.x509.name"
@@ -111,45 +112,16 @@ function M.query(url)
   return M.form(url:match("%?(.*)$") or "")
 end
 
--- base64url / base64 without dependencies beyond Lua.
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+-- base64 (either alphabet, padding ignored) and base64url, and JWT splitting: the spec
+-- token reader's (spec/helpers/token.lua).
 function M.b64decode(s)
-  s = s:gsub("-", "+"):gsub("_", "/"):gsub("=", "")
-  local out, bits, n = {}, 0, 0
-  for i = 1, #s do
-    local v = B64:find(s:sub(i, i), 1, true) - 1
-    bits = bits * 64 + v
-    n = n + 6
-    if n >= 8 then
-      n = n - 8
-      local b = math.floor(bits / 2 ^ n) % 256
-      out[#out + 1] = string.char(b)
-      bits = bits % 2 ^ n
-    end
-  end
-  return table.concat(out)
+  return assert(token_reader.b64url_decode((s:gsub("%+", "-"):gsub("/", "_"):gsub("=", ""))))
 end
 
-function M.b64url(bytes)
-  local out = {}
-  for i = 1, #bytes, 3 do
-    local a, b, c = bytes:byte(i, i + 2)
-    local v = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chars = 2 + (b and 1 or 0) + (c and 1 or 0)
-    for j = 1, chars do
-      local idx = math.floor(v / 2 ^ (18 - 6 * (j - 1))) % 64
-      out[#out + 1] = B64:sub(idx + 1, idx + 1)
-    end
-  end
-  return (table.concat(out):gsub("%+", "-"):gsub("/", "_"))
-end
+M.b64url = token_reader.b64url_encode
 
 --- header, claims, signing input, signature bytes of a compact JWT.
-function M.jwt(token)
-  local h, p, s = token:match("^([^.]+)%.([^.]+)%.([^.]+)$")
-  assert(h, "not a compact JWT")
-  return cjson.decode(M.b64decode(h)), cjson.decode(M.b64decode(p)), h .. "." .. p, M.b64decode(s)
-end
+M.jwt = token_reader.decode
 
 local key_pool = {}
 --- RSA 2048 keys are slow: specs share a few by index.
