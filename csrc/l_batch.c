@@ -145,23 +145,7 @@ static double hook_now(void *ud)
 /* A CALLBACK step (a credential's Lua function): its string result, or an error text. */
 static void hook_callback(void *ud, sr_op *op, int ref)
 {
-    lua_State *L = ((run_ctx *)ud)->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-    if (lua_pcall(L, 0, 2, 0) != 0) {
-        const char *msg = lua_tostring(L, -1);
-        op->type->feed(op, NULL, 0, msg ? msg : "the function raised an error");
-        lua_pop(L, 1);
-        return;
-    }
-    if (lua_type(L, -2) == LUA_TSTRING) {
-        size_t n;
-        const char *v = lua_tolstring(L, -2, &n);
-        op->type->feed(op, v, n, NULL);
-    } else {
-        const char *why = lua_tostring(L, -1);
-        op->type->feed(op, NULL, 0, why ? why : "the function did not return a string");
-    }
-    lua_pop(L, 2);
+    l_op_run_callback(((run_ctx *)ud)->L, op, ref);
 }
 
 /* Stores the values [first, top] as { ..., n = count, err = <err on failure> }. */

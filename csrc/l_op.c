@@ -23,8 +23,7 @@ static void sleep_for(double seconds)
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
 }
 
-/* Calls the Lua function behind a CALLBACK step and feeds its string result to the op. */
-static void run_callback(lua_State *L, sr_op *op, int ref)
+void l_op_run_callback(lua_State *L, sr_op *op, int ref)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
     if (lua_pcall(L, 0, 2, 0) != LUA_OK) {
@@ -68,7 +67,7 @@ int l_op_run(lua_State *L, l_op *u, sr_transport *t, double (*now)(lua_State *, 
             sleep_for(st.seconds);
             break;
         case SR_STEP_CALLBACK:
-            run_callback(L, u->op, st.callback);
+            l_op_run_callback(L, u->op, st.callback);
             break;
         case SR_STEP_DONE:
         case SR_STEP_FAILED:

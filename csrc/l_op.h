@@ -24,6 +24,9 @@ struct l_op {
 SR_HIDDEN l_op *l_op_new(lua_State *L);
 /* Drives u->op to completion with transport t; pushes the op's results or nil, err. */
 SR_HIDDEN int l_op_run(lua_State *L, l_op *u, sr_transport *t, double (*now)(lua_State *, void *), void *clock_ud);
+/* Calls the Lua function behind a CALLBACK step (registry ref) and feeds its string
+ * result, or why there is none, to the op. */
+SR_HIDDEN void l_op_run_callback(lua_State *L, sr_op *op, int ref);
 SR_HIDDEN void l_op_open(lua_State *L);
 
 #endif
