@@ -49,7 +49,7 @@ static void list_clear(op_list *l)
 static l_batch *check_batch(lua_State *L)
 {
     l_batch *b = luaL_checkudata(L, 1, SR_BATCH_MT);
-    if (!b->svc || !b->svc->ready) luaL_argerror(L, 1, "the batch's service is closed");
+    if (!b->svc || !b->svc->ready) luaL_argerror(L, 1, "the batch (or its service) is closed");
     return b;
 }
 
@@ -277,23 +277,11 @@ void l_batch_open(lua_State *L)
         { "size", batch_len },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, SR_BATCH_MT);
-    lua_pushcfunction(L, batch_gc);
-    lua_setfield(L, -2, "__gc");
+    l_class(L, SR_BATCH_MT, methods, batch_gc, batch_tostring);
+    luaL_getmetatable(L, SR_BATCH_MT);
     lua_pushcfunction(L, batch_len);
     lua_setfield(L, -2, "__len");
-    lua_pushcfunction(L, batch_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "signalr.batch");
-    lua_setfield(L, -2, "__name");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
-
-    luaL_getmetatable(L, SR_SERVICE_MT);
-    lua_getfield(L, -1, "__index");
     lua_pushcfunction(L, service_batch);
-    lua_setfield(L, -2, "batch");
-    lua_pop(L, 2);
+    l_class_method(L, SR_SERVICE_MT, "batch");
 }

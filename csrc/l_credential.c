@@ -837,20 +837,10 @@ void l_credential_open(lua_State *L)
         { "default", credential_default },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, SR_CREDENTIAL_MT);
-    lua_pushcfunction(L, credential_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, credential_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, credential_tostring);
-    lua_setfield(L, -2, "__tostring");
+    l_class(L, SR_CREDENTIAL_MT, methods, credential_gc, credential_tostring);
+    luaL_getmetatable(L, SR_CREDENTIAL_MT);
     lua_pushliteral(L, "signalr.credential");
-    lua_setfield(L, -2, "__name");
-    lua_pushliteral(L, "signalr.credential");
-    lua_setfield(L, -2, "__metatable");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
+    lua_setfield(L, -2, "__metatable"); /* getmetatable() shows no internals */
     lua_pop(L, 1);
     luaL_setfuncs(L, constructors, 0); /* into the module table */
 }

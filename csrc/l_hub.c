@@ -98,7 +98,7 @@ static int service_hub(lua_State *L)
 static l_hub *check_hub(lua_State *L)
 {
     l_hub *h = luaL_checkudata(L, 1, SR_HUB_MT);
-    if (!h->svc || !h->svc->ready) luaL_argerror(L, 1, "the hub's service is closed");
+    if (!h->svc || !h->svc->ready) luaL_argerror(L, 1, "the hub (or its service) is closed");
     return h;
 }
 
@@ -824,24 +824,10 @@ void l_hub_open(lua_State *L)
         { "execute", hub_execute },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, SR_HUB_MT);
-    lua_pushcfunction(L, hub_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, hub_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "signalr.hub");
-    lua_setfield(L, -2, "__name");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-
+    l_class(L, SR_HUB_MT, methods, hub_gc, hub_tostring);
     /* svc:hub(name) joins the service's methods */
-    luaL_getmetatable(L, SR_SERVICE_MT);
-    lua_getfield(L, -1, "__index");
     lua_pushcfunction(L, service_hub);
-    lua_setfield(L, -2, "hub");
-    lua_pop(L, 2);
+    l_class_method(L, SR_SERVICE_MT, "hub");
 
     l_payload_open(L);
     l_batch_open(L);

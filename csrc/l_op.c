@@ -248,19 +248,7 @@ void l_op_open(lua_State *L)
         { "again", op_again },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, SR_OP_MT);
-    lua_pushliteral(L, "signalr.op");
-    lua_setfield(L, -2, "__name");
-    lua_pushcfunction(L, op_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, op_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, op_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    l_class(L, SR_OP_MT, methods, op_gc, op_tostring);
     lua_pushcfunction(L, op_is);
     lua_setfield(L, -2, "is_op");
 }

@@ -635,23 +635,12 @@ void l_service_open(lua_State *L)
         { "close", service_gc },
         { NULL, NULL },
     };
-    luaL_newmetatable(L, SR_SERVICE_MT);
-    lua_pushcfunction(L, service_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, service_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, service_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushliteral(L, "signalr.service");
-    lua_setfield(L, -2, "__name");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    l_class(L, SR_SERVICE_MT, methods, service_gc, service_tostring);
+    /* negotiate's result keys come from upvalues (see service_negotiate) */
     lua_pushliteral(L, "url");
     lua_pushliteral(L, "accessToken");
     lua_pushcclosure(L, service_negotiate, 2);
-    lua_setfield(L, -2, "negotiate");
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    l_class_method(L, SR_SERVICE_MT, "negotiate");
     lua_pushcfunction(L, service_new);
     lua_setfield(L, -2, "new");
 }

@@ -75,6 +75,22 @@ describe("signalr.new", function()
     collectgarbage()
   end)
 
+  it("closes hubs and batches idempotently (also as to-be-closed values)", function()
+    local svc = assert(signalr.new { connection_string = CS })
+    local hub, batch = svc:hub("chat"), svc:batch()
+    local bhub = batch:hub("chat")
+    for _, obj in ipairs { hub, batch, bhub } do
+      local close = getmetatable(obj).__close
+      close(obj)
+      close(obj)
+    end
+    assert.has_error(function() hub:send_to_all("x", {}) end)
+    assert.has_error(function() bhub:send_to_all("x", {}) end)
+    assert.has_error(function() batch:run() end)
+    -- the service itself is still usable
+    assert.truthy(svc:negotiate("chat"))
+  end)
+
   it("keeps its credential alive after the caller drops it", function()
     local svc = assert(signalr.new { endpoint = "https://x", credential = signalr.credential.access_key(KEY) })
     collectgarbage()
