@@ -113,7 +113,7 @@ local ok, err = pcall(function()
   local neg = assert(svc:negotiate("chat", { user_id = "alice" }))
   print("2. negotiate for user alice")
   say("url         %s", neg.url)
-  say("accessToken %s... (%d characters)", neg.accessToken:sub(1, 24), #neg.accessToken)
+  say("accessToken %d characters (a bearer credential: never print or log it)", #neg.accessToken)
 
   local client = connect_client(neg, emu.ca_file)
   print("3. client connected")
