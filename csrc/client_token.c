@@ -58,7 +58,7 @@ int sr_signing_key_sign(sr_signing_key *k, sr_hs_alg alg, const char *payload, s
     }
     size_t at = out->len;
     sr_buf_adds(out, k->header[alg]);
-    if (!sr_jwt_finish(out, &k->hmac[alg], payload, n, err)) return 0;
+    if (!sr_jwt_finish_from(out, at, &k->hmac[alg], payload, n, err)) return 0;
     sr_token_memo *m = &k->memo[k->memo_next++ % SR_TOKEN_MEMO];
     memo_clear(m);
     m->payload = malloc(n);

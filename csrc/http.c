@@ -8,12 +8,6 @@
 #include <strings.h>
 #include <time.h>
 
-static void wipe_free(char *p, int secret)
-{
-    if (p && secret) OPENSSL_cleanse(p, strlen(p));
-    free(p);
-}
-
 int sr_request_init(sr_request *r, const char *method, const char *url, sr_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -34,13 +28,10 @@ static int add_header(sr_header **hs, size_t *n, size_t *cap, const char *name, 
         *cap = c;
     }
     sr_header *h = &(*hs)[*n];
-    h->name = malloc(nlen + 1);
-    h->value = malloc(vlen + 1);
-    if (!h->name || !h->value) {
-        free(h->name);
-        free(h->value);
-        return 0;
-    }
+    /* One block per header: the name, then the value. */
+    h->name = malloc(nlen + 1 + vlen + 1);
+    if (!h->name) return 0;
+    h->value = h->name + nlen + 1;
     for (size_t i = 0; i < nlen; i++) {
         char c = name[i];
         h->name[i] = (lower && c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
@@ -76,14 +67,34 @@ int sr_request_set_body(sr_request *r, const void *body, size_t len, int secret)
 void sr_request_free(sr_request *r)
 {
     for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        wipe_free(r->headers[i].value, r->headers[i].secret);
+        if (r->headers[i].secret) OPENSSL_cleanse(r->headers[i].value, strlen(r->headers[i].value));
+        free(r->headers[i].name); /* the value lives in the same block */
     }
     free(r->headers);
     if (r->body && r->body_secret) OPENSSL_cleanse(r->body, r->body_len);
     free(r->body);
     free(r->url);
     memset(r, 0, sizeof *r);
+}
+
+int sr_request_set_header(sr_request *r, const char *name, const char *value, int secret)
+{
+    for (size_t i = 0; i < r->nheaders; i++) {
+        sr_header *h = &r->headers[i];
+        if (strcasecmp(h->name, name) != 0) continue;
+        size_t nlen = strlen(h->name), vlen = strlen(value);
+        char *block = malloc(nlen + 1 + vlen + 1);
+        if (!block) return 0;
+        memcpy(block, h->name, nlen + 1);
+        memcpy(block + nlen + 1, value, vlen + 1);
+        if (h->secret) OPENSSL_cleanse(h->value, strlen(h->value));
+        free(h->name);
+        h->name = block;
+        h->value = block + nlen + 1;
+        h->secret = secret;
+        return 1;
+    }
+    return sr_request_add_header(r, name, value, secret);
 }
 
 const char *sr_request_header(const sr_request *r, const char *name)
@@ -102,8 +113,7 @@ void sr_response_init(sr_response *r)
 void sr_response_reset(sr_response *r)
 {
     for (size_t i = 0; i < r->nheaders; i++) {
-        free(r->headers[i].name);
-        free(r->headers[i].value);
+        free(r->headers[i].name); /* the value lives in the same block */
     }
     r->nheaders = 0;
     r->status = 0;

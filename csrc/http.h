@@ -47,6 +47,8 @@ typedef struct sr_response {
 
 int sr_request_init(sr_request *r, const char *method, const char *url, sr_error *err);
 int sr_request_add_header(sr_request *r, const char *name, const char *value, int secret);
+/* Replaces the value of header `name` (case-insensitive), or adds it. */
+int sr_request_set_header(sr_request *r, const char *name, const char *value, int secret);
 /* Copies the body; `secret` marks it for wiping. */
 int sr_request_set_body(sr_request *r, const void *body, size_t len, int secret);
 void sr_request_free(sr_request *r);

@@ -260,9 +260,8 @@ static int sign_access_token(rest_op *r, const char *aud, size_t aud_len, double
 {
     sr_signing_key *k = r->auth.key;
     long long iat = (long long)floor(now);
-    sr_buf payload, jws, bearer;
+    sr_buf payload, bearer;
     sr_buf_init(&payload);
-    sr_buf_init(&jws);
     sr_buf_init(&bearer);
     /* aud is a URL we built (percent-encoded ASCII) and the server name is [A-Za-z0-9._-]:
      * nothing JSON would escape */
@@ -278,16 +277,12 @@ static int sign_access_token(rest_op *r, const char *aud, size_t aud_len, double
         sr_buf_addc(&payload, '"');
     }
     sr_buf_addc(&payload, '}');
+    sr_buf_addlit(&bearer, "Bearer ");
     int ok = payload.oom ? sr_error_set(err, SR_E_NO_MEMORY, "out of memory")
-                         : sr_signing_key_sign(k, SR_HS256, payload.data, payload.len, &jws, err);
-    if (ok) {
-        sr_buf_adds(&bearer, "Bearer ");
-        sr_buf_add(&bearer, jws.data, jws.len);
-        ok = !bearer.oom && sr_request_add_header(&r->req, "Authorization", bearer.data, 1);
-        if (!ok) sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
-    }
+                         : sr_signing_key_sign(k, SR_HS256, payload.data, payload.len, &bearer, err);
+    if (ok && !sr_request_add_header(&r->req, "Authorization", bearer.data, 1))
+        ok = sr_error_set(err, SR_E_NO_MEMORY, "out of memory");
     sr_buf_free(&payload, 0);
-    wipe_free(&jws);
     wipe_free(&bearer);
     return ok;
 }
@@ -342,21 +337,7 @@ static int set_bearer(sr_request *req, const char *token)
     sr_buf_init(&v);
     sr_buf_adds(&v, "Bearer ");
     sr_buf_adds(&v, token);
-    int ok = !v.oom;
-    for (size_t i = 0; ok && i < req->nheaders; i++) {
-        if (strcmp(req->headers[i].name, "Authorization") != 0) continue;
-        char *nv = strdup(v.data);
-        if (!nv) {
-            ok = 0;
-            break;
-        }
-        OPENSSL_cleanse(req->headers[i].value, strlen(req->headers[i].value));
-        free(req->headers[i].value);
-        req->headers[i].value = nv;
-        wipe_free(&v);
-        return 1;
-    }
-    ok = ok && sr_request_add_header(req, "Authorization", v.data, 1);
+    int ok = !v.oom && sr_request_set_header(req, "Authorization", v.data, 1);
     wipe_free(&v);
     return ok;
 }

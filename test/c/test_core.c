@@ -317,6 +317,21 @@ static void test_token_memo(void)
             sr_buf_free(&fresh, 0);
         }
     }
+    /* Signing after a prefix (as "Bearer <token>" is built) signs the token alone, fresh
+     * and from the memo. */
+    for (int round = 0; round < 2; round++) {
+        sr_buf bearer, fresh;
+        sr_buf_init(&bearer);
+        sr_buf_init(&fresh);
+        sr_buf_adds(&bearer, "Bearer ");
+        CHECK(sr_signing_key_sign(&key, SR_HS256, "{\"p\":1}", 7, &bearer, &err));
+        sr_buf_adds(&fresh, "Bearer ");
+        sr_buf_adds(&fresh, key.header[SR_HS256]);
+        CHECK(sr_jwt_finish_from(&fresh, 7, &key.hmac[SR_HS256], "{\"p\":1}", 7, &err));
+        CHECK_STR(bearer.data, fresh.data);
+        sr_buf_free(&bearer, 0);
+        sr_buf_free(&fresh, 0);
+    }
     /* The algorithm is part of the memo key. */
     sr_buf a, b;
     sr_buf_init(&a);
