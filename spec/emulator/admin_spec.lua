@@ -91,6 +91,22 @@ describe("admin resources, clock, settings, tokens", function()
     assert.equal(5400, again.temp_key_lifetime)
   end)
 
+  it("sets refresh_in for token answers, and a managed-identity token lifetime", function()
+    local status = emu:admin("PUT", "/admin/settings",
+      { refresh_in = 120, managed_identity_token_lifetime = 7200 })
+    assert.equal(200, status)
+    local w = emu.world
+    local body = "grant_type=client_credentials&client_id=" .. w.app_id .. "&client_secret=" ..
+      w.app_secret:gsub("~", "%%7E") .. "&scope=https%3A%2F%2Fsignalr.azure.com%2F.default"
+    local code, _, text = emu:request { method = "POST",
+      url = emu.authority .. "/" .. w.tenant_id .. "/oauth2/v2.0/token", headers = { ["content-type"] = "application/x-www-form-urlencoded" }, body = body }
+    assert.equal(200, code)
+    assert.equal(120, require("cjson").decode(text).refresh_in)
+    local _, s = emu:admin("GET", "/admin/settings")
+    assert.equal(7200, s.managed_identity_token_lifetime)
+    assert.equal(400, (emu:admin("PUT", "/admin/settings", { refresh_in = 0 })))
+  end)
+
   it("issues Entra tokens for any principal of a tenant", function()
     local status, body = emu:admin("POST", "/admin/tokens", { tenant_id = emu.world.tenant_id,
         principal_id = emu.world.user })

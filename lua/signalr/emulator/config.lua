@@ -15,6 +15,10 @@ M.SETTINGS = {
   client_timeout = { default = 30, min = 0.1, max = 3600 },            -- no frame from a client
   handshake_timeout = { default = 15, min = 0.1, max = 3600 },
   invoke_timeout = { default = 30, min = 0.1, max = 3600 },            -- :invoke waits this long
+  -- Optional (unset by default): refresh_in in token answers, as Entra sends for long-lived
+  -- tokens; a lifetime of managed-identity tokens of their own (else token_lifetime).
+  refresh_in = { min = 1, max = 86400 * 7 },
+  managed_identity_token_lifetime = { min = 60, max = 86400 * 7 },
 }
 
 local NAME_PATTERN = "^[A-Za-z][A-Za-z0-9%-]*$"
