@@ -451,7 +451,8 @@ describe("the Entra cache counted by the emulator", function()
 
   it("with local auth disabled, access-key tokens are refused and Entra still works", function()
     local res = emu.resources.signalr1
-    local key_svc = assert(signalr.new { connection_string = res.connection_string, clock = now })
+    local key_svc = assert(signalr.new { connection_string = res.connection_string, clock = now,
+                                         ca_file = emu.ca_file })
     local entra_svc = service(cred_secret("server"), nil, { clock = now })
     assert.truthy(client_connects(assert(key_svc:negotiate("chat"))))
     assert.equal(200, (emu:admin("POST", "/admin/resources/signalr1/local-auth", { enabled = false })))
@@ -459,6 +460,11 @@ describe("the Entra cache counted by the emulator", function()
     assert.is_false(ok)
     assert.equal(401, status)
     assert.matches("local authentication is disabled", why, 1, true)
+    -- The SDK's own calls with the key fail too, and say why it may be.
+    local sent, err = key_svc:hub("chat"):send_to_all("m", {})
+    assert.is_nil(sent)
+    assert.equal("unauthorized", err.kind)
+    assert.matches("local authentication", tostring(err), 1, true)
     assert.truthy(client_connects(assert(entra_svc:negotiate("chat"))))
     emu:admin("POST", "/admin/resources/signalr1/local-auth", { enabled = true })
   end)
