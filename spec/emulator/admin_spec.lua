@@ -98,8 +98,9 @@ describe("admin resources, clock, settings, tokens", function()
     local w = emu.world
     local body = "grant_type=client_credentials&client_id=" .. w.app_id .. "&client_secret=" ..
       w.app_secret:gsub("~", "%%7E") .. "&scope=https%3A%2F%2Fsignalr.azure.com%2F.default"
-    local code, _, text = emu:request { method = "POST",
-      url = emu.authority .. "/" .. w.tenant_id .. "/oauth2/v2.0/token", headers = { ["content-type"] = "application/x-www-form-urlencoded" }, body = body }
+    local code, _, text = emu:request { method = "POST", body = body,
+      url = emu.authority .. "/" .. w.tenant_id .. "/oauth2/v2.0/token",
+      headers = { ["content-type"] = "application/x-www-form-urlencoded" } }
     assert.equal(200, code)
     assert.equal(120, require("cjson").decode(text).refresh_in)
     local _, s = emu:admin("GET", "/admin/settings")
