@@ -408,20 +408,28 @@ static sr_credential *workload_identity(lua_State *L, int opts, l_env *env, sr_e
     return sr_credential_client_assertion_new(&app, file, -1, 1, err);
 }
 
-static int credential_workload_identity(lua_State *L)
+/* The credentials configured from options and environment variables share this shape. */
+typedef sr_credential *(*env_builder)(lua_State *L, int opts, l_env *env, sr_error *err);
+
+static int construct_from_env(lua_State *L, const char *const *known, const char *kind, env_builder build)
 {
-    static const char *const known[] = { "tenant_id", "client_id", "token_file_path", "authority_host", "env", NULL };
     int opts = opts_table(L, 0);
     check_known(L, opts, known);
     l_env env;
     env_init(L, opts, &env);
     sr_error err;
     sr_error_clear(&err);
-    l_credential *c = l_credential_push_entra(L, "workload_identity");
+    l_credential *c = l_credential_push_entra(L, kind);
     int c_idx = lua_gettop(L);
-    sr_credential *cred = workload_identity(L, opts, &env, &err);
+    sr_credential *cred = build(L, opts, &env, &err);
     lua_settop(L, c_idx);
     return finish_entra(L, c, cred, &err);
+}
+
+static int credential_workload_identity(lua_State *L)
+{
+    static const char *const known[] = { "tenant_id", "client_id", "token_file_path", "authority_host", "env", NULL };
+    return construct_from_env(L, known, "workload_identity", workload_identity);
 }
 
 /* ---- managed identity ------------------------------------------------------------------------ */
@@ -449,21 +457,16 @@ static sr_credential *managed_identity(lua_State *L, int opts, l_env *env, const
     return sr_credential_managed_identity_new(&o, env_get, env, err);
 }
 
+static sr_credential *managed_identity_from_options(lua_State *L, int opts, l_env *env, sr_error *err)
+{
+    return managed_identity(L, opts, env, NULL, err);
+}
+
 static int credential_managed_identity(lua_State *L)
 {
     static const char *const known[] = { "client_id", "object_id", "resource_id", "arc_key_dir", "authority_host",
                                          "env", NULL };
-    int opts = opts_table(L, 0);
-    check_known(L, opts, known);
-    l_env env;
-    env_init(L, opts, &env);
-    sr_error err;
-    sr_error_clear(&err);
-    l_credential *c = l_credential_push_entra(L, "managed_identity");
-    int c_idx = lua_gettop(L);
-    sr_credential *cred = managed_identity(L, opts, &env, NULL, &err);
-    lua_settop(L, c_idx);
-    return finish_entra(L, c, cred, &err);
+    return construct_from_env(L, known, "managed_identity", managed_identity_from_options);
 }
 
 /* ---- environment ------------------------------------------------------------------------------ */
@@ -500,17 +503,7 @@ static sr_credential *environment(lua_State *L, int opts, l_env *env, sr_error *
 static int credential_environment(lua_State *L)
 {
     static const char *const known[] = { "authority_host", "env", NULL };
-    int opts = opts_table(L, 0);
-    check_known(L, opts, known);
-    l_env env;
-    env_init(L, opts, &env);
-    sr_error err;
-    sr_error_clear(&err);
-    l_credential *c = l_credential_push_entra(L, "environment");
-    int c_idx = lua_gettop(L);
-    sr_credential *cred = environment(L, opts, &env, &err);
-    lua_settop(L, c_idx);
-    return finish_entra(L, c, cred, &err);
+    return construct_from_env(L, known, "environment", environment);
 }
 
 /* ---- Azure CLI ---------------------------------------------------------------------------------- */
