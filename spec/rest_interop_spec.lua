@@ -5,19 +5,12 @@
 -- one JSON line per event ("connected", "message" for newMessage, "closed").
 local signalr = require "signalr"
 local cjson = require "cjson"
-local emulator = require "spec.helpers.emulator"
 local node_client = require "spec.helpers.node_client"
-
-
-
 
 local emu, res, stderr_file
 
 setup(function()
-  node_client.require_installed()
-  emu = emulator.start()
-  res = emu.resources.signalr1
-  stderr_file = emulator.state_dir() .. "/node-rest-interop-stderr.txt"
+  emu, res, stderr_file = node_client.session("rest-interop")
 end)
 
 teardown(function()

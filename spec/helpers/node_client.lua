@@ -27,6 +27,14 @@ function M.require_installed()
   assert(version, "@microsoft/signalr is not installed: run `npm ci --prefix spec/interop` (.ci/setup does)")
 end
 
+--- For a spec's setup: checks the npm packages, starts the emulator; returns it, its
+-- first resource and a file for the Node clients' stderr (named after `name`).
+function M.session(name)
+  M.require_installed()
+  local emu = emulator.start()
+  return emu, emu.resources.signalr1, emulator.state_dir() .. "/node-" .. name .. "-stderr.txt"
+end
+
 --- Starts a client for `hub` at `endpoint` with `token`; its stderr is appended to
 -- `stderr_file`. Returns next_event() (the next decoded event line) and close().
 function M.start(opts)

@@ -4,20 +4,13 @@
 -- Entra credential. Lua 5.4, like the other interop specs.
 local cjson = require "cjson"
 local signalr = require "signalr"
-local emulator = require "spec.helpers.emulator"
 local node_client = require "spec.helpers.node_client"
 local H = require "spec.helpers.entra"
-
-
-
 
 local emu, res, stderr_file
 
 setup(function()
-  node_client.require_installed()
-  emu = emulator.start()
-  res = emu.resources.signalr1
-  stderr_file = emulator.state_dir() .. "/node-entra-stderr.txt"
+  emu, res, stderr_file = node_client.session("entra")
 end)
 
 teardown(function()

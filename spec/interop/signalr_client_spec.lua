@@ -4,20 +4,13 @@
 -- NODE_EXTRA_CA_CERTS, and receives what the REST API sends; :invoke gets its client
 -- result back; closing through REST ends it with the reason.
 local cjson = require "cjson"
-local emulator = require "spec.helpers.emulator"
 local node_client = require "spec.helpers.node_client"
 local signing = require "spec.helpers.signing"
-
-
-
 
 local emu, res, stderr_file
 
 setup(function()
-  node_client.require_installed()
-  emu = emulator.start()
-  res = emu.resources.signalr1
-  stderr_file = emulator.state_dir() .. "/node-signalr-stderr.txt"
+  emu, res, stderr_file = node_client.session("signalr")
 end)
 
 teardown(function()
