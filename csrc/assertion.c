@@ -58,7 +58,7 @@ void sr_client_cert_free(sr_client_cert *c)
     EVP_PKEY_free(c->key);
     X509_free(c->leaf);
     for (int i = 0; i < c->nchain; i++) X509_free(c->chain[i]);
-    OPENSSL_cleanse(c, sizeof *c);
+    sr_wipe(c, sizeof *c);
     free(c);
 }
 

@@ -1,7 +1,6 @@
 /* buf.c: growable byte buffer with an inline first block. */
 #include "buf.h"
 
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +17,7 @@ void sr_buf_init(sr_buf *b)
 
 void sr_buf_free(sr_buf *b, int wipe)
 {
-    if (wipe) OPENSSL_cleanse(b->data, b->cap);
+    if (wipe) sr_wipe(b->data, b->cap);
     if (b->data != b->inline_) free(b->data);
     sr_buf_init(b);
 }

@@ -13,6 +13,15 @@ typedef struct sr_buf {
     char inline_[512];  /* small strings never touch the heap */
 } sr_buf;
 
+/* Wipes n bytes that held a secret, with stores the compiler may not drop: glibc's
+ * explicit_bzero (a plain memset, vectorised), else OpenSSL's byte loop. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+#define sr_wipe(p, n) explicit_bzero((p), (n))
+#else
+#include <openssl/crypto.h>
+#define sr_wipe(p, n) OPENSSL_cleanse((p), (n))
+#endif
+
 void sr_buf_init(sr_buf *b);
 /* Frees heap storage; when `wipe` is set the bytes are cleansed first (secrets). */
 void sr_buf_free(sr_buf *b, int wipe);

@@ -1,7 +1,6 @@
 /* client_token.c: claims writer and client-token signing. */
 #include "client_token.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,7 +39,7 @@ int sr_signing_key_init(sr_signing_key *k, const char *kid, const void *key, siz
 
 static void memo_clear(sr_token_memo *m)
 {
-    if (m->token) OPENSSL_cleanse(m->token, m->token_len);
+    if (m->token) sr_wipe(m->token, m->token_len);
     free(m->token);
     free(m->payload);
     memset(m, 0, sizeof *m);

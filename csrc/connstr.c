@@ -2,7 +2,6 @@
  * ';'-separated key=value parts, keys case-insensitive, values trimmed, duplicates rejected. */
 #include "connstr.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,7 +40,7 @@ static char *span_dup(span s)
 static void free_secret(char **p)
 {
     if (*p) {
-        OPENSSL_cleanse(*p, strlen(*p));
+        sr_wipe(*p, strlen(*p));
         free(*p);
         *p = NULL;
     }

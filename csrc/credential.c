@@ -2,7 +2,6 @@
  * (static token, caller function, unavailable). */
 #include "credential_impl.h"
 
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@ char *sr_strdup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 void sr_secret_free(char *s)
 {
     if (!s) return;
-    OPENSSL_cleanse(s, strlen(s));
+    sr_wipe(s, strlen(s));
     free(s);
 }
 
@@ -320,7 +319,7 @@ static void static_free(void *impl)
 {
     static_impl *s = impl;
     if (!s) return;
-    if (s->token) OPENSSL_cleanse(s->token, s->len);
+    if (s->token) sr_wipe(s->token, s->len);
     free(s->token);
     free(s);
 }

@@ -4,7 +4,6 @@
 #include "credential_impl.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,7 +124,7 @@ static int file_assertion(app_acquire *q, double now, const char **out, sr_error
         ok = sr_error_set(err, SR_E_CREDENTIAL_UNAVAILABLE, "%s: the token file %s is empty", q->c->name,
                           impl->file);
     if (!ok) {
-        OPENSSL_cleanse(buf, ASSERTION_FILE_MAX + 1);
+        sr_wipe(buf, ASSERTION_FILE_MAX + 1);
         free(buf);
         return 0;
     }

@@ -5,7 +5,6 @@
 #include "credential_impl.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +89,7 @@ static void cli_feed(sr_op *op, const char *v, size_t n, const char *error)
             q->a.token.expires_on = t;
             sr_error_clear(&op->err);
         }
-        if (tok) OPENSSL_cleanse((char *)tok, strlen(tok));
+        if (tok) sr_wipe((char *)tok, strlen(tok));
         cJSON_Delete(root);
     }
     sr_buf_free(&body, 1);

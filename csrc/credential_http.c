@@ -4,7 +4,6 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,7 @@
 static void wipe_member(cJSON *root, const char *name)
 {
     cJSON *item = cJSON_GetObjectItemCaseSensitive(root, name);
-    if (cJSON_IsString(item) && item->valuestring) OPENSSL_cleanse(item->valuestring, strlen(item->valuestring));
+    if (cJSON_IsString(item) && item->valuestring) sr_wipe(item->valuestring, strlen(item->valuestring));
 }
 
 static void wipe_tree(cJSON *root)

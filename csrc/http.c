@@ -1,7 +1,6 @@
 /* http.c: request/response descriptions. */
 #include "http.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +51,7 @@ int sr_request_add_header(sr_request *r, const char *name, const char *value, in
 int sr_request_set_body(sr_request *r, const void *body, size_t len, int secret)
 {
     if (r->body) {
-        if (r->body_secret) OPENSSL_cleanse(r->body, r->body_len);
+        if (r->body_secret) sr_wipe(r->body, r->body_len);
         free(r->body);
     }
     r->body = malloc(len + 1);
@@ -67,11 +66,11 @@ int sr_request_set_body(sr_request *r, const void *body, size_t len, int secret)
 void sr_request_free(sr_request *r)
 {
     for (size_t i = 0; i < r->nheaders; i++) {
-        if (r->headers[i].secret) OPENSSL_cleanse(r->headers[i].value, strlen(r->headers[i].value));
+        if (r->headers[i].secret) sr_wipe(r->headers[i].value, strlen(r->headers[i].value));
         free(r->headers[i].name); /* the value lives in the same block */
     }
     free(r->headers);
-    if (r->body && r->body_secret) OPENSSL_cleanse(r->body, r->body_len);
+    if (r->body && r->body_secret) sr_wipe(r->body, r->body_len);
     free(r->body);
     free(r->url);
     memset(r, 0, sizeof *r);
@@ -87,7 +86,7 @@ int sr_request_set_header(sr_request *r, const char *name, const char *value, in
         if (!block) return 0;
         memcpy(block, h->name, nlen + 1);
         memcpy(block + nlen + 1, value, vlen + 1);
-        if (h->secret) OPENSSL_cleanse(h->value, strlen(h->value));
+        if (h->secret) sr_wipe(h->value, strlen(h->value));
         free(h->name);
         h->name = block;
         h->value = block + nlen + 1;
@@ -120,7 +119,7 @@ void sr_response_reset(sr_response *r)
     r->tx_error = SR_TX_OK;
     r->tx_message[0] = '\0';
     /* A response body can hold a token (Entra, accessKey): wipe it before reuse. */
-    OPENSSL_cleanse(r->body.data, r->body.len);
+    sr_wipe(r->body.data, r->body.len);
     sr_buf_reset(&r->body);
 }
 

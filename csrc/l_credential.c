@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "assertion.h"
 #include "connstr.h"
@@ -260,7 +259,7 @@ static char *read_file(const char *path, size_t *len, const char *what, sr_error
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap) break;
         if (cap >= (8u << 20)) { /* no certificate is this large */
-            OPENSSL_cleanse(buf, n);
+            sr_wipe(buf, n);
             free(buf);
             buf = NULL;
             fclose(f);
@@ -270,7 +269,7 @@ static char *read_file(const char *path, size_t *len, const char *what, sr_error
         /* Grow by copying, so no key material is left in a block realloc would free unwiped. */
         char *bigger = malloc(cap * 2);
         if (bigger) memcpy(bigger, buf, n);
-        OPENSSL_cleanse(buf, n);
+        sr_wipe(buf, n);
         free(buf);
         buf = bigger;
         cap *= 2;
@@ -282,7 +281,7 @@ static char *read_file(const char *path, size_t *len, const char *what, sr_error
         return NULL;
     }
     if (failed) {
-        OPENSSL_cleanse(buf, n);
+        sr_wipe(buf, n);
         free(buf);
         sr_error_set(err, SR_E_INVALID_ARGUMENT, "cannot read the %s file %s", what, path);
         return NULL;
@@ -294,7 +293,7 @@ static char *read_file(const char *path, size_t *len, const char *what, sr_error
 static void wipe_free(char *p, size_t n)
 {
     if (!p) return;
-    OPENSSL_cleanse(p, n);
+    sr_wipe(p, n);
     free(p);
 }
 

@@ -2,7 +2,6 @@
 #include "temp_key.h"
 
 #include <cjson/cJSON.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,7 +222,7 @@ static int install_key(tk_op *t, const sr_response *resp, sr_error *err)
             sr_error_clear(&t->k->last_err);
         }
     }
-    if (key) OPENSSL_cleanse((char *)key, strlen(key));
+    if (key) sr_wipe((char *)key, strlen(key));
     cJSON_Delete(root);
     return ok;
 }

@@ -1,14 +1,15 @@
 /* token_cache.c: refresh policy for cached Entra tokens. */
 #include "token_cache.h"
 
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "buf.h"
 
 void sr_token_free(sr_token *t)
 {
     if (t->value) {
-        OPENSSL_cleanse(t->value, t->len);
+        sr_wipe(t->value, t->len);
         free(t->value);
     }
     memset(t, 0, sizeof *t);
