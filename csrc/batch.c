@@ -9,7 +9,8 @@
 
 typedef struct slot {
     int used;
-    size_t index;               /* into ops[] */
+    size_t index;               /* the op's number */
+    sr_op *op;                  /* made when the slot took it, handed to finish() */
     sr_easy *easy;              /* from the transport's pool, kept while the batch runs */
     CURL *curl;                 /* its CURL * */
     int in_multi;
@@ -21,8 +22,6 @@ typedef struct slot {
 typedef struct batch {
     sr_transport *t;
     CURLM *multi;
-    sr_op **ops;
-    sr_step_kind *final;
     const sr_batch_hooks *hooks;
     slot *slots;
     size_t nslots;
@@ -50,6 +49,7 @@ static void release_slot(batch *b, slot *s)
         b->in_multi--;
     }
     if (s->sleeping) b->sleeping--;
+    s->op = NULL;
     s->used = 0;
     s->sleeping = 0;
     b->active--;
@@ -59,7 +59,7 @@ static void release_slot(batch *b, slot *s)
  * needs the network or a pause, or finishes. */
 static void advance(batch *b, slot *s, sr_response *resp)
 {
-    sr_op *op = b->ops[s->index];
+    sr_op *op = s->op;
     for (;;) {
         sr_step st;
         memset(&st, 0, sizeof st);
@@ -69,7 +69,6 @@ static void advance(batch *b, slot *s, sr_response *resp)
         case SR_STEP_REQUEST: {
             sr_response_reset(&s->resp);
             int ready = sr_transport_easy_setup(b->t, s->easy, st.request, &s->resp);
-            curl_easy_setopt(s->curl, CURLOPT_PRIVATE, (void *)s);
             if (!ready || curl_multi_add_handle(b->multi, s->curl) != CURLM_OK) {
                 sr_transport_easy_done(s->easy);
                 s->resp.tx_error = SR_TX_OTHER;
@@ -90,22 +89,33 @@ static void advance(batch *b, slot *s, sr_response *resp)
             b->hooks->callback(b->hooks->ud, op, st.callback);
             continue;
         case SR_STEP_DONE:
-        case SR_STEP_FAILED:
-            b->final[s->index] = kind;
+        case SR_STEP_FAILED: {
+            size_t i = s->index;
             release_slot(b, s);
+            b->hooks->finish(b->hooks->ud, i, op, kind, &op->err);
             return;
+        }
         }
     }
 }
 
-/* Gives a free slot the next op, as the raw multi loop re-adds a handle at once. Ops
- * that finish without a request (refused arguments are caught earlier, but a credential
- * can fail at once) free the slot again, so keep going. */
+/* Gives a free slot the next op, made now, as the raw multi loop re-adds a handle at
+ * once. Ops that finish without a request (refused arguments are caught earlier, but a
+ * credential can fail at once) free the slot again, so keep going. */
 static void start_next(batch *b, slot *s)
 {
     while (!s->used && b->next < b->n) {
+        size_t i = b->next++;
+        sr_error err;
+        sr_error_clear(&err);
+        sr_op *op = b->hooks->make(b->hooks->ud, i, b->now, &err);
+        if (!op) {
+            b->hooks->finish(b->hooks->ud, i, NULL, SR_STEP_FAILED, &err);
+            continue;
+        }
         s->used = 1;
-        s->index = b->next++;
+        s->index = i;
+        s->op = op;
         b->active++;
         advance(b, s, NULL);
     }
@@ -174,18 +184,14 @@ static void run(batch *b)
     }
 }
 
-int sr_batch_run(sr_transport *t, sr_op **ops, size_t n, size_t max_in_flight,
-                 const sr_batch_hooks *hooks, sr_step_kind *final, sr_error *err)
+int sr_batch_run(sr_transport *t, size_t n, size_t max_in_flight, const sr_batch_hooks *hooks, sr_error *err)
 {
-    for (size_t i = 0; i < n; i++) final[i] = (sr_step_kind)0;
     if (n == 0) return 1;
     if (max_in_flight < 1) max_in_flight = 1;
     if (max_in_flight > SR_BATCH_MAX_IN_FLIGHT) max_in_flight = SR_BATCH_MAX_IN_FLIGHT;
     batch b;
     memset(&b, 0, sizeof b);
     b.t = t;
-    b.ops = ops;
-    b.final = final;
     b.hooks = hooks;
     b.multi = sr_transport_multi(t);
     if (!b.multi) return sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl multi handle)");
@@ -200,14 +206,23 @@ int sr_batch_run(sr_transport *t, sr_op **ops, size_t n, size_t max_in_flight,
     for (size_t i = 0; i < b.nslots; i++) {
         sr_response_init(&b.slots[i].resp);
         if (!(b.slots[i].easy = sr_transport_easy_acquire(t))) ok = 0;
-        else b.slots[i].curl = sr_transport_easy_curl(b.slots[i].easy);
+        else {
+            b.slots[i].curl = sr_transport_easy_curl(b.slots[i].easy);
+            curl_easy_setopt(b.slots[i].curl, CURLOPT_PRIVATE, (void *)&b.slots[i]);
+        }
     }
     b.n = n;
     if (ok) run(&b);
     else sr_error_set(err, SR_E_NO_MEMORY, "out of memory (curl easy handles)");
     for (size_t i = 0; i < b.nslots; i++) {
         slot *s = &b.slots[i];
-        if (s->used) release_slot(&b, s);
+        if (s->used) { /* not reached: run() returns when every op is over */
+            sr_op *op = s->op;
+            size_t index = s->index;
+            release_slot(&b, s);
+            sr_error_set(&op->err, SR_E_INTERNAL, "the batch stopped before this call finished");
+            hooks->finish(hooks->ud, index, op, SR_STEP_FAILED, &op->err);
+        }
         sr_response_free(&s->resp);
         if (s->easy) sr_transport_easy_release(t, s->easy);
     }

@@ -218,8 +218,17 @@ static void parked_destroy(sr_op *op) { (void)op; }
 static const sr_op_type parked_type = { "finished", parked_step, parked_feed, parked_destroy };
 static sr_op parked = { &parked_type, { SR_OK, 0, -1, "", "", "" } };
 
+sr_op *l_hub_make_op(l_service *s, const sr_rest_call *c, double now, sr_error *err)
+{
+    sr_rest_auth auth;
+    fill_auth(s, &auth);
+    sr_retry_policy policy = { s->max_retries, s->retry_delay, s->max_retry_delay };
+    return sr_rest_op_new(&s->ep, c, &auth, &policy, now, next_seed(now), err);
+}
+
 /* Creates the op for call c (body: encoded JSON or NULL, freed here) in the op userdata at
- * u_idx, then runs it (or queues it in the hub's batch). */
+ * u_idx, then runs it; a batch's hub checks the call and queues it instead (the batch
+ * makes the op when the call's turn comes). */
 static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *body)
 {
     l_service *s = h->svc;
@@ -228,22 +237,20 @@ static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *
         c->body.s = body->data;
         c->body.n = body->len;
     }
-    sr_rest_auth auth;
-    fill_auth(s, &auth);
-    sr_retry_policy policy = { s->max_retries, s->retry_delay, s->max_retry_delay };
     sr_error err;
     sr_error_clear(&err);
-    double now = l_hub_now(L, s);
-    u->op = sr_rest_op_new(&s->ep, c, &auth, &policy, now, next_seed(now), &err);
+    if (h->batch_ref != LUA_NOREF) {
+        sr_rest_auth auth;
+        fill_auth(s, &auth);
+        int n = sr_rest_call_check(c, &auth, &err) ? l_batch_enqueue(L, h, c, u->push) : l_push_error(L, &err);
+        if (body) sr_buf_free(body, 0);
+        return n;
+    }
+    u->op = l_hub_make_op(s, c, l_hub_now(L, s), &err);
     if (body) sr_buf_free(body, 0);
     if (!u->op) {
         if (u == h->scratch) u->op = &parked;
         return l_push_error(L, &err);
-    }
-    if (h->batch_ref != LUA_NOREF) {
-        sr_op *op = u->op;
-        u->op = &parked; /* the batch owns it now */
-        return l_batch_enqueue(L, h, op, u->push);
     }
     if (u != h->scratch) return l_service_run_op(L, s, u, u_idx);
     h->scratch_busy = 1;
@@ -283,14 +290,14 @@ static l_op *new_op(lua_State *L, int (*push)(lua_State *, l_op *), int *u_idx)
     return u;
 }
 
-static int push_true(lua_State *L, l_op *u)
+int l_hub_push_true(lua_State *L, l_op *u)
 {
     (void)u;
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int push_bool(lua_State *L, l_op *u)
+int l_hub_push_bool(lua_State *L, l_op *u)
 {
     lua_pushboolean(L, sr_rest_result_bool(u->op));
     return 1;
@@ -399,7 +406,7 @@ static int send_message(lua_State *L, sr_rest_kind kind, int has_id, const char 
     read_options(L, o_idx, with_excluded ? EXCLUDED_OPTS : NO_OPTS, slots, with_excluded ? "excluded" : "none");
     if (with_excluded) c.excluded = read_string_list(L, slots[0], o_idx, "options.excluded");
     int u_idx;
-    new_op(L, push_true, &u_idx);
+    new_op(L, l_hub_push_true, &u_idx);
     sr_buf body;
     sr_buf_init(&body);
     sr_error err;
@@ -456,30 +463,30 @@ static int simple_call(lua_State *L, sr_rest_kind kind, const char *order, int (
     return run_call(L, h, u_idx, &c, NULL);
 }
 
-static int hub_connection_exists(lua_State *L) { return simple_call(L, SR_REST_CONNECTION_EXISTS, "c", push_bool); }
-static int hub_user_exists(lua_State *L) { return simple_call(L, SR_REST_USER_EXISTS, "u", push_bool); }
-static int hub_group_exists(lua_State *L) { return simple_call(L, SR_REST_GROUP_EXISTS, "g", push_bool); }
-static int hub_user_in_group(lua_State *L) { return simple_call(L, SR_REST_USER_IN_GROUP, "ug", push_bool); }
+static int hub_connection_exists(lua_State *L) { return simple_call(L, SR_REST_CONNECTION_EXISTS, "c", l_hub_push_bool); }
+static int hub_user_exists(lua_State *L) { return simple_call(L, SR_REST_USER_EXISTS, "u", l_hub_push_bool); }
+static int hub_group_exists(lua_State *L) { return simple_call(L, SR_REST_GROUP_EXISTS, "g", l_hub_push_bool); }
+static int hub_user_in_group(lua_State *L) { return simple_call(L, SR_REST_USER_IN_GROUP, "ug", l_hub_push_bool); }
 /* -> true, or false when the connection does not exist (404 Error.Connection.NotExisted) */
 static int hub_add_connection_to_group(lua_State *L)
 {
-    return simple_call(L, SR_REST_ADD_CONNECTION_TO_GROUP, "cg", push_bool);
+    return simple_call(L, SR_REST_ADD_CONNECTION_TO_GROUP, "cg", l_hub_push_bool);
 }
 static int hub_remove_connection_from_group(lua_State *L)
 {
-    return simple_call(L, SR_REST_REMOVE_CONNECTION_FROM_GROUP, "cg", push_bool);
+    return simple_call(L, SR_REST_REMOVE_CONNECTION_FROM_GROUP, "cg", l_hub_push_bool);
 }
 static int hub_remove_connection_from_all_groups(lua_State *L)
 {
-    return simple_call(L, SR_REST_REMOVE_CONNECTION_FROM_ALL_GROUPS, "c", push_true);
+    return simple_call(L, SR_REST_REMOVE_CONNECTION_FROM_ALL_GROUPS, "c", l_hub_push_true);
 }
 static int hub_remove_user_from_group(lua_State *L)
 {
-    return simple_call(L, SR_REST_REMOVE_USER_FROM_GROUP, "ug", push_true);
+    return simple_call(L, SR_REST_REMOVE_USER_FROM_GROUP, "ug", l_hub_push_true);
 }
 static int hub_remove_user_from_all_groups(lua_State *L)
 {
-    return simple_call(L, SR_REST_REMOVE_USER_FROM_ALL_GROUPS, "u", push_true);
+    return simple_call(L, SR_REST_REMOVE_USER_FROM_ALL_GROUPS, "u", l_hub_push_true);
 }
 
 /* hub:add_user_to_group(user_id, group [, { ttl = seconds }]) */
@@ -494,7 +501,7 @@ static int hub_add_user_to_group(lua_State *L)
     int slots[2];
     read_options(L, 4, names, slots, "ttl");
     int u_idx;
-    new_op(L, push_true, &u_idx);
+    new_op(L, l_hub_push_true, &u_idx);
     if (slots[0]) {
         c.ttl = opt_whole(L, slots[0], 4, "options.ttl");
         if (c.ttl < 0) {
@@ -523,7 +530,7 @@ static int close_call(lua_State *L, sr_rest_kind kind, const char *order)
     if (slots[0]) c.reason.s = l_check_string(L, slots[0], o_idx, "options.reason", &c.reason.n);
     if (!one) c.excluded = read_string_list(L, slots[1], o_idx, "options.excluded");
     int u_idx;
-    new_op(L, push_true, &u_idx);
+    new_op(L, l_hub_push_true, &u_idx);
     return run_call(L, h, u_idx, &c, NULL);
 }
 
@@ -674,7 +681,7 @@ static int hub_execute(lua_State *L)
     read_options(L, 3, names, slots, "filter");
     if (slots[0]) c.filter.s = l_check_string(L, slots[0], 3, "options.filter", &c.filter.n);
     int u_idx;
-    new_op(L, push_true, &u_idx);
+    new_op(L, l_hub_push_true, &u_idx);
     luaL_checkstack(L, 8, "execute");
     sr_buf body;
     sr_buf_init(&body);

@@ -3,7 +3,7 @@
 #include "rest.h"
 
 #include <math.h>
-#include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -252,7 +252,7 @@ static void wipe_free(sr_buf *b)
         sr_buf_free(b, 1);
         return;
     }
-    OPENSSL_cleanse(b->data, b->len);
+    sr_wipe(b->data, b->len);
     sr_buf_free(b, 0);
 }
 
@@ -497,9 +497,9 @@ static sr_step_kind read_success(rest_op *r, const sr_response *resp, double now
         const char *tok = doc ? sr_json_get_string(doc, "token") : NULL;
         int has_token = tok && *tok;
         if (has_token) r->token = strdup(tok);
-        if (tok) OPENSSL_cleanse((char *)tok, strlen(tok));
+        if (tok) sr_wipe((char *)tok, strlen(tok));
         cJSON_Delete(doc);
-        OPENSSL_cleanse(resp->body.data, resp->body.len);
+        sr_wipe(resp->body.data, resp->body.len);
         if (!has_token) return malformed(r, "without a token", out);
         if (!r->token) return malformed(r, "a token we had no memory for", out);
         r->expires_at = jwt_exp(r->token);
@@ -621,7 +621,7 @@ static void rest_destroy(sr_op *op)
     if (r->auth.credential && r->auth.release) r->auth.release(r->auth.credential);
     sr_request_free(&r->req);
     if (r->token) {
-        OPENSSL_cleanse(r->token, strlen(r->token));
+        sr_wipe(r->token, strlen(r->token));
         free(r->token);
     }
     cJSON_Delete(r->json);
@@ -631,19 +631,22 @@ static void rest_destroy(sr_op *op)
 
 static const sr_op_type rest_type = { "rest", rest_step, rest_feed, rest_destroy };
 
+int sr_rest_call_check(const sr_rest_call *call, const sr_rest_auth *auth, sr_error *err)
+{
+    if ((unsigned)call->kind >= SR_REST_KIND_COUNT) return sr_error_set(err, SR_E_INTERNAL, "unknown REST operation");
+    const op_spec *sp = &SPECS[call->kind];
+    if (!check_call(sp, call, err)) return 0;
+    if (!auth->key && !(auth->credential && auth->token_op_new && auth->token_of))
+        return sr_error_set(err, SR_E_CREDENTIAL_UNAVAILABLE, "%s: the service has no credential for REST calls",
+                            sp->name);
+    return 1;
+}
+
 sr_op *sr_rest_op_new(const sr_endpoint *ep, const sr_rest_call *call, const sr_rest_auth *auth,
                       const sr_retry_policy *retry, double now, unsigned long long seed, sr_error *err)
 {
-    if ((unsigned)call->kind >= SR_REST_KIND_COUNT) {
-        sr_error_set(err, SR_E_INTERNAL, "unknown REST operation");
-        return NULL;
-    }
+    if (!sr_rest_call_check(call, auth, err)) return NULL;
     const op_spec *sp = &SPECS[call->kind];
-    if (!check_call(sp, call, err)) return NULL;
-    if (!auth->key && !(auth->credential && auth->token_op_new && auth->token_of)) {
-        sr_error_set(err, SR_E_CREDENTIAL_UNAVAILABLE, "%s: the service has no credential for REST calls", sp->name);
-        return NULL;
-    }
     rest_op *r = calloc(1, sizeof *r);
     if (!r) {
         sr_error_set(err, SR_E_NO_MEMORY, "out of memory");

@@ -91,6 +91,9 @@ typedef struct sr_rest_auth {
     void (*invalidate)(void *credential);
 } sr_rest_auth;
 
+/* The checks sr_rest_op_new makes before building anything (a batch makes them when a call
+ * is queued and builds the op when its turn comes): 1, or 0 with err set. */
+int sr_rest_call_check(const sr_rest_call *call, const sr_rest_auth *auth, sr_error *err);
 /* Checks the call and builds its op. NULL with err (invalid_argument for a bad user id,
  * group name, connection id, ttl or a body over 1 MB). `now` signs the access-key JWT and
  * seeds nothing else; retry jitter is seeded from `seed`. */

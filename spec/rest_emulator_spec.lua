@@ -522,13 +522,15 @@ describe("REST batches", function()
     local c = connect(name, "alice")
     local b = svc:batch { max_in_flight = 8 }
     local hub = b:hub(name)
-    for i = 1, 50 do assert.equal(i, hub:send_to_user("alice", "n", { i })) end
+    -- strings built per call and dropped: the batch keeps its own copies until it runs
+    for i = 1, 50 do assert.equal(i, hub:send_to_user(("ali" .. "ce"), "n", { i, ("p"):rep(i) })) end
     assert.equal(51, hub:user_exists("alice"))
     assert.equal(52, hub:user_exists("nobody"))
     local refused, why = hub:send_to_user("", "n", {}) -- refused before queueing
     assert.is_nil(refused)
     assert.equal("invalid_argument", why.kind)
     assert.equal(52, #b)
+    collectgarbage("collect")
     local results = b:run()
     assert.equal(52, #results)
     assert.equal(0, #b)
@@ -539,6 +541,7 @@ describe("REST batches", function()
     for _ = 1, 50 do
       local t, args = next_message(c)
       assert.equal("n", t)
+      assert.equal(("p"):rep(args[1]), args[2])
       got[args[1]] = true
     end
     for i = 1, 50 do assert.is_true(got[i]) end

@@ -309,4 +309,68 @@ describe("REST requests", function()
     assert.same({}, b:run())
     assert.has_error(function() hub:group_connections("g") end)
   end)
+
+  it("a batch keeps its own copy of each queued call: strings built then dropped still go out", function()
+    local svc = service()
+    local answers = {}
+    for i = 1, 40 do answers[i] = { status = 202 } end
+    local d = scripted.install(svc, answers)
+    local b = svc:batch()
+    for i = 1, 20 do
+      -- every string here is garbage once queued: ids, hub name, excluded list, arguments
+      b:hub(("Hub" .. i):lower()):send_to_user(("user " .. i):rep(2), "t" .. i, { ("x"):rep(i), i })
+      b:hub("h"):send_to_group("g/" .. i, "t", {}, { excluded = { "c" .. i, "d" .. i } })
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local results = b:run()
+    assert.equal(40, #results)
+    for i = 1, 20 do
+      local user, group = d.requests[2 * i - 1], d.requests[2 * i]
+      local id = ("user%20" .. i):rep(2)
+      assert.equal("https://x.service.signalr.net/api/hubs/hub" .. i .. "/users/" .. id ..
+        "/:send?api-version=2022-06-01", user.url)
+      assert.same({ target = "t" .. i, arguments = { ("x"):rep(i), i } }, cjson.decode(user.body))
+      local _, claims = token.decode(bearer(user))
+      assert.equal(user.url, claims.aud)
+      assert.equal("https://x.service.signalr.net/api/hubs/h/groups/g%2F" .. i ..
+        "/:send?api-version=2022-06-01&excluded=c" .. i .. "&excluded=d" .. i, group.url)
+      assert.same({ true, n = 1 }, results[2 * i - 1])
+      assert.same({ true, n = 1 }, results[2 * i])
+    end
+  end)
+
+  it("a driver may queue into and run the batch it is running: each run gets its own calls", function()
+    local svc = service()
+    local b = svc:batch()
+    local bhub = b:hub("chat")
+    local nested, inner = false, nil
+    local urls = {}
+    svc:set_driver(function(op)
+      local kind, req = op:step(NOW)
+      assert.equal("request", kind)
+      urls[#urls + 1] = req.url
+      if not nested then
+        nested = true
+        bhub:user_exists("nested")
+        inner = b:run()
+      end
+      kind = op:step(NOW, { status = 202, headers = {}, body = "" })
+      assert.equal("done", kind)
+      return true
+    end)
+    bhub:send_to_user("a", "t", {})
+    bhub:send_to_user("b", "t", {})
+    local outer = b:run()
+    assert.equal(2, #outer)
+    assert.same({ true, n = 1 }, outer[1])
+    assert.same({ true, n = 1 }, outer[2])
+    assert.equal(1, #inner)
+    assert.same({ true, n = 1 }, inner[1])
+    assert.equal(3, #urls)
+    assert.matches("/users/a/:send", urls[1], 1, true)
+    assert.matches("/users/nested?", urls[2], 1, true)
+    assert.matches("/users/b/:send", urls[3], 1, true)
+    assert.equal(0, #b)
+  end)
 end)
