@@ -296,6 +296,44 @@ l_json_status l_json_encode_args(lua_State *L, int idx, sr_buf *b, size_t limit,
         sr_buf_add(b, "[]", 2);
         return finish(&x, L_JSON_OK);
     }
+    /* The usual list first, in one pass: a table without a metatable whose keys are
+     * exactly 1..k (lua_next gives a sequence from its array part in order). Anything
+     * else (a count `n`, holes, named keys, a value JSON cannot carry) goes through the
+     * checks below from a clean buffer, so errors are the same either way. */
+    if (!lua_getmetatable(L, idx)) {
+        size_t at = b->len;
+        long long k = 0;
+        int plain = 1;
+        sr_buf_addc(b, '[');
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (!sr_isinteger(L, -2) || sr_tointeger(L, -2) != k + 1) {
+                lua_pop(L, 2);
+                plain = 0;
+                break;
+            }
+            if (k++) sr_buf_addc(b, ',');
+            path_push_index(&x, k);
+            l_json_status st = encode(&x, lua_gettop(L), 1);
+            lua_pop(L, 1);
+            if (st) {
+                lua_pop(L, 1);
+                plain = 0;
+                break;
+            }
+            path_pop(&x);
+        }
+        if (plain) {
+            sr_buf_addc(b, ']');
+            return finish(&x, L_JSON_OK);
+        }
+        b->len = at;
+        if (!b->oom) b->data[at] = '\0';
+        x.depth = 0;
+        e->path[0] = e->why[0] = '\0';
+    } else {
+        lua_pop(L, 1);
+    }
     lua_getfield(L, idx, "n");
     long long n = sr_isinteger(L, -1) && sr_tointeger(L, -1) >= 0 ? sr_tointeger(L, -1) : -1;
     lua_pop(L, 1);
