@@ -31,9 +31,13 @@ static int add_header(sr_header **hs, size_t *n, size_t *cap, const char *name, 
     h->name = malloc(nlen + 1 + vlen + 1);
     if (!h->name) return 0;
     h->value = h->name + nlen + 1;
-    for (size_t i = 0; i < nlen; i++) {
-        char c = name[i];
-        h->name[i] = (lower && c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    if (lower) {
+        for (size_t i = 0; i < nlen; i++) {
+            char c = name[i];
+            h->name[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+    } else {
+        memcpy(h->name, name, nlen);
     }
     h->name[nlen] = '\0';
     memcpy(h->value, value, vlen);

@@ -287,7 +287,7 @@ static void hook_callback(void *ud, sr_op *op, int ref)
 static sr_op *hook_make(void *ud, size_t i, double now, sr_error *err)
 {
     run_ctx *c = ud;
-    return l_hub_make_op(c->svc, call_of(c->list, i), now, err);
+    return l_hub_make_op(c->svc, call_of(c->list, i), 1, now, err);
 }
 
 /* Keeps what run() will push: a boolean result without its op, or the op, or the error. */
@@ -394,7 +394,7 @@ static int batch_run(lua_State *L)
         for (size_t i = 0; i < n; i++) {
             l_op *u = l_op_new(L);
             u->push = r->v[i].push;
-            if (!(u->op = l_hub_make_op(s, call_of(r, i), now, &err))) {
+            if (!(u->op = l_hub_make_op(s, call_of(r, i), 1, now, &err))) {
                 list_clear(r, 0);
                 return l_push_error(L, &err);
             }

@@ -218,11 +218,13 @@ static void parked_destroy(sr_op *op) { (void)op; }
 static const sr_op_type parked_type = { "finished", parked_step, parked_feed, parked_destroy };
 static sr_op parked = { &parked_type, { SR_OK, 0, -1, "", "", "" } };
 
-sr_op *l_hub_make_op(l_service *s, const sr_rest_call *c, double now, sr_error *err)
+sr_op *l_hub_make_op(l_service *s, const sr_rest_call *c, int checked, double now, sr_error *err)
 {
     sr_rest_auth auth;
     fill_auth(s, &auth);
     sr_retry_policy policy = { s->max_retries, s->retry_delay, s->max_retry_delay };
+    if (checked && (auth.key || auth.credential)) /* the service's credential is still there */
+        return sr_rest_op_new_checked(&s->ep, c, &auth, &policy, now, next_seed(now), err);
     return sr_rest_op_new(&s->ep, c, &auth, &policy, now, next_seed(now), err);
 }
 
@@ -246,7 +248,7 @@ static int run_call(lua_State *L, l_hub *h, int u_idx, sr_rest_call *c, sr_buf *
         if (body) sr_buf_free(body, 0);
         return n;
     }
-    u->op = l_hub_make_op(s, c, l_hub_now(L, s), &err);
+    u->op = l_hub_make_op(s, c, 0, l_hub_now(L, s), &err);
     if (body) sr_buf_free(body, 0);
     if (!u->op) {
         if (u == h->scratch) u->op = &parked;

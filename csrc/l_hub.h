@@ -53,8 +53,9 @@ SR_HIDDEN l_hub *l_hub_push(lua_State *L, int svc_idx, int batch_idx, const char
 /* Queues a copy of call c (checked already) in the batch behind hub h, whose results `push`
  * will give; pushes its position, or nil, err when out of memory. */
 SR_HIDDEN int l_batch_enqueue(lua_State *L, l_hub *h, const sr_rest_call *c, int (*push)(lua_State *, l_op *));
-/* Builds the op for call c with the service's credential and retry policy. */
-SR_HIDDEN sr_op *l_hub_make_op(l_service *s, const sr_rest_call *c, double now, sr_error *err);
+/* Builds the op for call c with the service's credential and retry policy (`checked`: c
+ * passed sr_rest_call_check when it was queued). */
+SR_HIDDEN sr_op *l_hub_make_op(l_service *s, const sr_rest_call *c, int checked, double now, sr_error *err);
 /* The pushers whose result is one boolean a batch keeps without the op. */
 SR_HIDDEN int l_hub_push_bool(lua_State *L, l_op *u);
 SR_HIDDEN int l_hub_push_true(lua_State *L, l_op *u);

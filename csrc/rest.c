@@ -646,6 +646,12 @@ sr_op *sr_rest_op_new(const sr_endpoint *ep, const sr_rest_call *call, const sr_
                       const sr_retry_policy *retry, double now, unsigned long long seed, sr_error *err)
 {
     if (!sr_rest_call_check(call, auth, err)) return NULL;
+    return sr_rest_op_new_checked(ep, call, auth, retry, now, seed, err);
+}
+
+sr_op *sr_rest_op_new_checked(const sr_endpoint *ep, const sr_rest_call *call, const sr_rest_auth *auth,
+                              const sr_retry_policy *retry, double now, unsigned long long seed, sr_error *err)
+{
     const op_spec *sp = &SPECS[call->kind];
     rest_op *r = calloc(1, sizeof *r);
     if (!r) {

@@ -101,6 +101,11 @@ sr_op *sr_rest_op_new(const sr_endpoint *ep, const sr_rest_call *call, const sr_
                       const sr_retry_policy *retry, double now, unsigned long long seed,
                       sr_error *err);
 
+/* sr_rest_op_new for a call that passed sr_rest_call_check already (a batch checks when
+ * a call is queued and builds the op when its turn comes). */
+sr_op *sr_rest_op_new_checked(const sr_endpoint *ep, const sr_rest_call *call, const sr_rest_auth *auth,
+                              const sr_retry_policy *retry, double now, unsigned long long seed,
+                              sr_error *err);
 /* After DONE. Existence checks, add/remove connection to/from a group: 1 or 0 (a 404
  * with a "does not exist" x-ms-error-code). Other calls: 1. */
 int sr_rest_result_bool(const sr_op *op);
