@@ -310,6 +310,45 @@ describe("REST requests", function()
     assert.has_error(function() hub:group_connections("g") end)
   end)
 
+  it("encodes argument lists the same whichever way the table was built", function()
+    local svc = service()
+    local bodies = {}
+    svc:set_driver(function(op)
+      local _, req = op:step(NOW)
+      bodies[#bodies + 1] = cjson.decode(req.body).arguments
+      assert.equal("done", (op:step(NOW, { status = 202, headers = {}, body = "" })))
+      return true
+    end)
+    local hub = svc:hub("chat")
+    local backwards = {}
+    for i = 3, 1, -1 do backwards[i] = i * 10 end -- built from the end: keys live in the hash part
+    local cases = {
+      { { 1, "a", { x = 1 }, { 2, 3 } }, { 1, "a", { x = 1 }, { 2, 3 } } },
+      { backwards, { 10, 20, 30 } },
+      { { n = 3, 1 }, { 1, cjson.null, cjson.null } },
+      { { n = 0, 1 }, {} },
+      { setmetatable({ 1, 2 }, { __index = function() return nil end }), { 1, 2 } },
+      { signalr.array {}, {} },
+      { {}, {} },
+    }
+    for i, case in ipairs(cases) do
+      assert.is_true(hub:send_to_all("t", case[1]))
+      assert.same(case[2], bodies[i], "case " .. i)
+    end
+    local errors = {
+      { { print, x = 1 }, "args mixes array items and named keys" },
+      { { 1, nil, 3 }, "args is a sparse array" },
+      { { [2] = 1 }, "args is a sparse array" },
+      { { 1, { print } }, "args[2][1] is a function" },
+      { { 1, "\255" }, "args[2] is a string that is not valid UTF-8" },
+    }
+    for _, case in ipairs(errors) do
+      local ok, msg = pcall(hub.send_to_all, hub, "t", case[1])
+      assert.is_false(ok)
+      assert.matches(case[2], msg, 1, true)
+    end
+  end)
+
   it("a batch keeps its own copy of each queued call: strings built then dropped still go out", function()
     local svc = service()
     local answers = {}
