@@ -327,9 +327,10 @@ function jwt.decode(token)
   }
 end
 
--- Checks exp and nbf against `now` (seconds) with `skew` seconds of tolerance.
--- Returns true or nil, reason, kind ("expired" | "not_yet_valid" | "malformed").
-function jwt.check_time(claims, now, skew, require_exp)
+-- Checks exp and nbf against `now` (seconds) with `skew` seconds of tolerance (and
+-- `nbf_skew` more for nbf alone). Returns true or nil, reason, kind ("expired" |
+-- "not_yet_valid" | "malformed").
+function jwt.check_time(claims, now, skew, require_exp, nbf_skew)
   skew = skew or 0
   local exp, nbf = claims.exp, claims.nbf
   if exp == nil then
@@ -341,7 +342,7 @@ function jwt.check_time(claims, now, skew, require_exp)
   end
   if nbf ~= nil then
     if type(nbf) ~= "number" then return nil, "nbf claim is not a number", "malformed" end
-    if now + skew < nbf then return nil, "token not yet valid", "not_yet_valid" end
+    if now + skew + (nbf_skew or 0) < nbf then return nil, "token not yet valid", "not_yet_valid" end
   end
   return true
 end
@@ -375,7 +376,7 @@ function jwt.verify(token, opts)
   if good == nil then return nil, why, "key" end
   if not good then return nil, "bad signature", "signature" end
   if opts.now then
-    local ok, reason, k = jwt.check_time(t.claims, opts.now, opts.skew, opts.require_exp)
+    local ok, reason, k = jwt.check_time(t.claims, opts.now, opts.skew, opts.require_exp, opts.nbf_skew)
     if not ok then return nil, reason, k end
   end
   return t.header, t.claims

@@ -123,12 +123,18 @@ local function unauthorized(reason)
 end
 M.unauthorized = unauthorized
 
+-- A token may start a little ahead of this clock: the signer's clock is another process's
+-- (and os.time() reads a coarse clock that lags the precise one at a second boundary),
+-- as ASP.NET's JWT validation allows five minutes. Expiry stays exact.
+local NBF_SKEW = 300
+
 -- Tries every candidate key for an HS256/HS512 token. candidates: list of keys.
 local function verify_hmac(token, candidates, now)
   local last_reason, last_kind = "no key accepted this token", "key"
   for _, key in ipairs(candidates) do
     local header, claims, kind
-    header, claims, kind = jwt.verify(token, { algs = HMAC_ALGS, key = key, now = now, require_exp = true })
+    header, claims, kind = jwt.verify(token, { algs = HMAC_ALGS, key = key, now = now, require_exp = true,
+      nbf_skew = NBF_SKEW })
     if header then return header, claims end
     last_reason, last_kind = claims, kind
     if kind ~= "signature" then break end  -- only a wrong key is worth another try
