@@ -127,16 +127,28 @@ static int save_strv(arena *a, sr_strv *v)
     return 1;
 }
 
+/* Every string and string list a call holds: what a copy must carry. */
+enum { CALL_STRS = 8, CALL_STRVS = 3 };
+static void call_fields(sr_rest_call *c, sr_str *strs[CALL_STRS], sr_strv *strvs[CALL_STRVS])
+{
+    sr_str *s[CALL_STRS] = { &c->hub, &c->user, &c->group, &c->connection, &c->reason,
+                             &c->body, &c->next_link, &c->filter };
+    sr_strv *v[CALL_STRVS] = { &c->excluded, &c->roles, &c->groups };
+    memcpy(strs, s, sizeof s);
+    memcpy(strvs, v, sizeof v);
+}
+
 /* The copy of c in the arena: its offset, or (size_t)-1 when out of memory. */
 static size_t save_call(arena *a, const sr_rest_call *c)
 {
     sr_rest_call copy = *c;
-    sr_str *strs[] = { &copy.hub, &copy.user, &copy.group, &copy.connection, &copy.reason,
-                       &copy.body, &copy.next_link, &copy.filter };
-    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+    sr_str *strs[CALL_STRS];
+    sr_strv *strvs[CALL_STRVS];
+    call_fields(&copy, strs, strvs);
+    for (int i = 0; i < CALL_STRS; i++)
         if (!save_str(a, strs[i])) return (size_t)-1;
-    if (!save_strv(a, &copy.excluded) || !save_strv(a, &copy.roles) || !save_strv(a, &copy.groups))
-        return (size_t)-1;
+    for (int i = 0; i < CALL_STRVS; i++)
+        if (!save_strv(a, strvs[i])) return (size_t)-1;
     size_t at = arena_alloc(a, sizeof copy);
     if (at != (size_t)-1) memcpy(a->data + at, &copy, sizeof copy);
     return at;
@@ -161,12 +173,11 @@ static void fix_calls(op_list *l)
     char *base = l->a.data;
     for (size_t i = 0; i < l->n; i++) {
         sr_rest_call *c = (sr_rest_call *)(base + l->v[i].call_at);
-        sr_str *strs[] = { &c->hub, &c->user, &c->group, &c->connection, &c->reason,
-                           &c->body, &c->next_link, &c->filter };
-        for (size_t k = 0; k < sizeof strs / sizeof *strs; k++) fix_str(base, strs[k]);
-        fix_strv(base, &c->excluded);
-        fix_strv(base, &c->roles);
-        fix_strv(base, &c->groups);
+        sr_str *strs[CALL_STRS];
+        sr_strv *strvs[CALL_STRVS];
+        call_fields(c, strs, strvs);
+        for (int k = 0; k < CALL_STRS; k++) fix_str(base, strs[k]);
+        for (int k = 0; k < CALL_STRVS; k++) fix_strv(base, strvs[k]);
     }
 }
 
